@@ -1,0 +1,124 @@
+import { z } from "@hono/zod-openapi";
+
+export const ErrorBody = z.object({
+  error: z.object({
+    code: z.string().openapi({ example: "invalid_request" }),
+    message: z.string(),
+    details: z.record(z.string(), z.unknown()).optional(),
+  }),
+}).openapi("Error");
+
+export const Role = z.enum(["owner", "admin", "member"]).openapi("Role");
+
+export const User = z.object({
+  id: z.uuid(),
+  email: z.string(),
+  username: z.string(),
+  role: Role,
+  suspended: z.boolean(),
+  created_at: z.string(),
+}).openapi("User");
+
+const username = z.string().regex(/^[a-z0-9](?:[a-z0-9_-]{0,30}[a-z0-9])?$/, "1-32 lowercase letters, digits, '-' or '_'");
+const password = z.string().min(8, "at least 8 characters").max(256);
+
+export const BootstrapRequest = z.object({ email: z.email(), username, password }).openapi("BootstrapRequest");
+export const LoginRequest = z.object({ login: z.string().min(1).describe("email or username"), password: z.string().min(1) }).openapi("LoginRequest");
+export const SessionResponse = z.object({ token: z.string(), user: User }).openapi("Session");
+export const CreateUserRequest = z.object({ email: z.email(), username, password, role: z.enum(["admin", "member"]).default("member") }).openapi("CreateUserRequest");
+export const UpdateUserRequest = z.object({ role: z.enum(["admin", "member"]).optional(), suspended: z.boolean().optional() }).openapi("UpdateUserRequest");
+export const CreateTokenRequest = z.object({ name: z.string().min(1).max(64), lifetime_seconds: z.number().int().positive().optional() }).openapi("CreateTokenRequest");
+export const TokenResponse = z.object({ id: z.string(), token: z.string() }).openapi("ApiToken");
+
+export const Template = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  display_name: z.string(),
+  description: z.string(),
+  kind: z.enum(["local", "terraform"]),
+  active_version_id: z.uuid().nullable(),
+  created_at: z.string(),
+}).openapi("Template");
+
+export const WorkspaceStatus = z.enum(["pending", "starting", "running", "stopping", "stopped", "failed", "canceling", "canceled", "deleting", "deleted"]).openapi("WorkspaceStatus");
+export const JobStatus = z.enum(["pending", "running", "succeeded", "canceling", "canceled", "failed"]).openapi("JobStatus");
+export const LifecycleState = z.enum(["created", "starting", "start_timeout", "start_error", "ready", "shutting_down", "shutdown_timeout", "shutdown_error", "off"]).openapi("AgentLifecycleState");
+
+export const Workspace = z.object({
+  id: z.uuid(),
+  name: z.string(),
+  owner_id: z.uuid(),
+  owner_name: z.string(),
+  template_id: z.uuid(),
+  template_name: z.string(),
+  status: WorkspaceStatus,
+  latest_build: z.object({
+    id: z.uuid(),
+    build_number: z.number().int(),
+    transition: z.enum(["start", "stop", "delete"]),
+    job_id: z.uuid(),
+    job_status: JobStatus,
+    error: z.string().nullable(),
+    created_at: z.string(),
+    completed_at: z.string().nullable(),
+  }).nullable(),
+  agent: z.object({
+    id: z.uuid(),
+    lifecycle_state: LifecycleState,
+    connected: z.boolean(),
+    version: z.string().nullable(),
+    directory: z.string().nullable(),
+  }).nullable(),
+  created_at: z.string(),
+  updated_at: z.string(),
+}).openapi("Workspace");
+
+export const CreateWorkspaceRequest = z.object({
+  name: z.string().min(1).describe("1-32 lowercase letters, digits and dashes"),
+  template: z.string().min(1).describe("template name or id"),
+  parameters: z.record(z.string(), z.string()).optional(),
+}).openapi("CreateWorkspaceRequest");
+
+export const BuildLog = z.object({
+  id: z.number().int(),
+  created_at: z.string(),
+  level: z.enum(["debug", "info", "warn", "error"]),
+  stage: z.string(),
+  output: z.string(),
+}).openapi("BuildLog");
+
+export const ExecRequest = z.object({
+  command: z.string().min(1).describe("run with sh -c in the workspace"),
+  workdir: z.string().optional(),
+  env: z.record(z.string(), z.string()).optional(),
+  timeout_ms: z.number().int().positive().max(4 * 3600 * 1000).optional(),
+}).openapi("ExecRequest");
+
+export const AgentLifecycleRequest = z.object({
+  state: LifecycleState,
+  version: z.string().max(64).optional(),
+  operating_system: z.string().max(32).optional(),
+  architecture: z.string().max(32).optional(),
+  directory: z.string().max(4096).optional(),
+}).openapi("AgentLifecycleRequest");
+
+export const AgentManifest = z.object({
+  agent_id: z.uuid(),
+  workspace_id: z.uuid(),
+  workspace_name: z.string(),
+  owner_name: z.string(),
+}).openapi("AgentManifest");
+
+export const WorkspaceParam = z.object({ workspace: z.string().min(1).openapi({ param: { name: "workspace", in: "path" }, description: "workspace id, name (yours), or owner/name (admins)" }) });
+
+export const errorResponses = {
+  400: { description: "Bad input: the field and the reason are in error.details", content: { "application/json": { schema: ErrorBody } } },
+  401: { description: "Not authenticated", content: { "application/json": { schema: ErrorBody } } },
+  403: { description: "Not allowed", content: { "application/json": { schema: ErrorBody } } },
+  404: { description: "Not found", content: { "application/json": { schema: ErrorBody } } },
+  409: { description: "Conflicts with the current state", content: { "application/json": { schema: ErrorBody } } },
+} as const;
+
+export function json<T extends z.ZodType>(schema: T, description: string) {
+  return { description, content: { "application/json": { schema } } };
+}

@@ -1,0 +1,65 @@
+import os from "node:os";
+import path from "node:path";
+import { z } from "zod";
+
+const listen = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:3000");
+
+/** Server configuration, from flags and KILN_* environment variables; parsed once at start. */
+export const ServerConfig = z.object({
+  /** Where PGlite data, workspaces and generated keys live when nothing else is configured. */
+  dataDir: z.string().min(1).default(path.join(os.homedir(), ".local", "share", "kiln")),
+  /** Address the HTTP server binds to; loopback by default so a first run is not exposed. */
+  listen: listen.default("127.0.0.1:3000"),
+  /** URL users and workspace daemons use to reach this server; defaults to http://<listen>. */
+  accessUrl: z.url().optional(),
+  /** Postgres connection URL; without it an embedded PGlite database in the data dir is used. */
+  postgresUrl: z.string().regex(/^postgres(ql)?:\/\//, "must start with postgres:// or postgresql://").optional(),
+  /** Log level for the JSON logs on stdout. */
+  logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
+  /** How many provisioner jobs this process runs at once. */
+  provisionerConcurrency: z.coerce.number().int().min(0).max(64).default(4),
+});
+export type ServerConfig = z.infer<typeof ServerConfig>;
+
+const environmentNames: Record<keyof ServerConfig, string> = {
+  dataDir: "KILN_DATA_DIR",
+  listen: "KILN_LISTEN",
+  accessUrl: "KILN_ACCESS_URL",
+  postgresUrl: "KILN_POSTGRES_URL",
+  logLevel: "KILN_LOG_LEVEL",
+  provisionerConcurrency: "KILN_PROVISIONER_CONCURRENCY",
+};
+
+/** Flags win over environment variables, which win over defaults. Throws one readable message listing every bad setting. */
+export function parseServerConfig(flags: Partial<Record<keyof ServerConfig, unknown>>, environment: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const raw: Record<string, unknown> = {};
+  for (const [key, variable] of Object.entries(environmentNames)) {
+    const value = flags[key as keyof ServerConfig] ?? (environment[variable] || undefined);
+    if (value !== undefined) raw[key] = value;
+  }
+  const result = ServerConfig.safeParse(raw);
+  if (!result.success) {
+    const lines = result.error.issues.map((issue) => {
+      const key = String(issue.path[0]) as keyof ServerConfig;
+      return `  --${kebab(key)} / ${environmentNames[key] ?? key}: ${issue.message}`;
+    });
+    throw new Error(`invalid server configuration:\n${lines.join("\n")}`);
+  }
+  return result.data;
+}
+
+export function accessUrlOf(config: ServerConfig, boundPort?: number): string {
+  if (config.accessUrl) return config.accessUrl.replace(/\/$/, "");
+  const [host, port] = splitListen(config.listen);
+  const shownHost = host === "" || host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+  return `http://${shownHost}:${boundPort ?? port}`;
+}
+
+export function splitListen(value: string): [string, number] {
+  const index = value.lastIndexOf(":");
+  return [value.slice(0, index).replace(/^\[|\]$/g, ""), Number(value.slice(index + 1))];
+}
+
+function kebab(value: string): string {
+  return value.replace(/[A-Z]/g, (letter) => `-${letter.toLowerCase()}`);
+}

@@ -1,0 +1,86 @@
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { getRequestListener } from "@hono/node-server";
+import { createLocalProvisioner, type Provisioner } from "@kiln/provisioner";
+import { RelayServer } from "@kiln/tailnet";
+import * as Agents from "../agents/index.ts";
+import { createApp, type App } from "../api/app.ts";
+import { accessUrlOf, splitListen, type ServerConfig } from "../config.ts";
+import { openDatabase, type DatabaseHandle } from "../db/index.ts";
+import { JobRunner } from "../jobs/runner.ts";
+import type { Logger } from "../logger.ts";
+import * as Templates from "../templates/index.ts";
+import { createBuildHandler } from "../workspaces/build-job.ts";
+import { version } from "../version.ts";
+
+export const daemonBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../workspace-daemon/bin/kiln-daemon.mjs");
+
+export interface RunningServer {
+  url: string;
+  accessUrl: string;
+  app: App;
+  database: DatabaseHandle;
+  relay: RelayServer;
+  http: Server;
+  close(): Promise<void>;
+}
+
+/** Wires and starts everything `kiln server` runs: database, API, relay tunnel, provisioner workers. */
+export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
+  const database = await openDatabase(config.postgresUrl ? { postgresUrl: config.postgresUrl } : { pgliteDir: path.join(config.dataDir, "db") }, log);
+  await Templates.ensureBuiltins(database.db);
+
+  const relay = new RelayServer({
+    log: log.child({ module: "relay" }),
+    authenticate: async (token) => {
+      const agent = await Agents.authenticate(database.db, token);
+      return agent ? { agentId: agent.id } : null;
+    },
+    onConnect: (agentId) => void Agents.update(database.db, agentId, { connectedAt: new Date(), lastSeenAt: new Date() }).catch(() => {}),
+    onDisconnect: (agentId) => void Agents.update(database.db, agentId, { disconnectedAt: new Date() }).catch(() => {}),
+  });
+
+  const app = createApp({ database, log, tunnel: relay, version });
+  const http = createServer(getRequestListener(app.fetch));
+  http.on("upgrade", (request, socket, head) => {
+    if (!relay.handleUpgrade(request, socket, head)) socket.destroy();
+  });
+  const [host, port] = splitListen(config.listen);
+  await new Promise<void>((resolve, reject) => {
+    http.once("error", reject);
+    http.listen(port, host || undefined, () => resolve());
+  });
+  const bound = (http.address() as AddressInfo).port;
+  const accessUrl = accessUrlOf(config, bound);
+
+  const provisioners: Record<string, Provisioner> = {
+    local: createLocalProvisioner({ dataDir: config.dataDir, daemonCommand: [process.execPath, daemonBin] }),
+  };
+  const runner = new JobRunner({
+    database,
+    log: log.child({ module: "provisioner" }),
+    concurrency: config.provisionerConcurrency,
+    handlers: {
+      workspace_build: createBuildHandler({ database, provisioners, accessUrl, onAgentsRevoked: (ids) => ids.forEach((id) => relay.disconnect(id)) }),
+    },
+  });
+  await runner.start();
+
+  return {
+    url: `http://${host.includes(":") ? `[${host}]` : host || "0.0.0.0"}:${bound}`,
+    accessUrl,
+    app,
+    database,
+    relay,
+    http,
+    async close() {
+      await runner.stop();
+      await relay.close();
+      http.closeAllConnections?.();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await database.close();
+    },
+  };
+}

@@ -1,0 +1,2 @@
+export * from "./types.ts";
+export { createLocalProvisioner, LocalState, type LocalProvisionerOptions } from "./local/local-provisioner.ts";
