@@ -1,0 +1,42 @@
+// Finds (and in strict mode installs) what the test suite needs beyond Node: PostgreSQL for now.
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
+
+const log = (message) => process.stderr.write(`[prerequisites] ${message}\n`);
+
+export function findPostgres() {
+  const root = "/usr/lib/postgresql";
+  const candidates = existsSync(root) ? readdirSync(root).map((version) => path.join(root, version, "bin")) : [];
+  candidates.push(...(process.env.PATH ?? "").split(path.delimiter));
+  return candidates.find((directory) => existsSync(path.join(directory, "initdb")) && existsSync(path.join(directory, "pg_ctl"))) ?? null;
+}
+
+function aptInstall(packages) {
+  if (process.getuid?.() !== 0 || !existsSync("/usr/bin/apt-get")) return false;
+  log(`installing ${packages.join(", ")} with apt-get`);
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" };
+  spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit", env });
+  return spawnSync("apt-get", ["install", "-y", "-qq", "--no-install-recommends", ...packages], { stdio: "inherit", env }).status === 0;
+}
+
+/** Returns a list of problems; in strict mode a missing prerequisite is installed or reported as a problem. */
+export function ensurePrerequisites({ strict }) {
+  const problems = [];
+  if (!process.env.KILN_TEST_POSTGRES_URL && !findPostgres()) {
+    if (strict) aptInstall(["postgresql"]);
+    if (!findPostgres()) {
+      const message = "PostgreSQL (initdb/pg_ctl) not found; install it (Debian: apt-get install postgresql) or set KILN_TEST_POSTGRES_URL";
+      if (strict) problems.push(message);
+      else log(`${message}. Database tests will run on embedded PGlite only.`);
+    }
+  }
+  if (process.getuid?.() === 0 && findPostgres() && spawnSync("id", ["-u", "postgres"]).status !== 0) {
+    problems.push("running as root, but there is no 'postgres' user to own the throwaway test cluster (useradd --system postgres)");
+  }
+  return problems;
+}
+
+export function run(command, args, options = {}) {
+  execFileSync(command, args, { stdio: "inherit", ...options });
+}

@@ -1,0 +1,36 @@
+import os from "node:os";
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+
+export type LifecycleState = "created" | "starting" | "start_timeout" | "start_error" | "ready" | "shutting_down" | "shutdown_timeout" | "shutdown_error" | "off";
+
+/** The daemon's calls to the control plane (lifecycle reports), authenticated with the build's agent token. */
+export class ControlPlaneClient {
+  constructor(private readonly options: { url: string; token: string; log: Logger; version: string; directory: string }) {}
+
+  /** Reports a lifecycle state, retrying with backoff while the control plane is unreachable; gives up on 4xx. */
+  async reportLifecycle(state: LifecycleState, options: { attempts?: number } = {}): Promise<boolean> {
+    const attempts = options.attempts ?? 30;
+    let delay = 200;
+    for (let attempt = 1; attempt <= attempts; attempt++) {
+      try {
+        const response = await fetch(`${this.options.url}/api/v1/agent/lifecycle`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${this.options.token}`, "content-type": "application/json" },
+          body: JSON.stringify({ state, version: this.options.version, operating_system: os.platform(), architecture: os.arch(), directory: this.options.directory }),
+          signal: AbortSignal.timeout(10_000),
+        });
+        if (response.ok) return true;
+        if (response.status >= 400 && response.status < 500) {
+          this.options.log.warn({ state, status: response.status }, "control plane refused lifecycle report");
+          return false;
+        }
+      } catch (error) {
+        if (attempt === 1 || attempt === attempts) this.options.log.warn({ state, attempt, err: error }, "lifecycle report failed; retrying");
+      }
+      await sleep(delay);
+      delay = Math.min(delay * 2, 5_000);
+    }
+    return false;
+  }
+}

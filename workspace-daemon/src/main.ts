@@ -1,0 +1,60 @@
+import { getRequestListener } from "@hono/node-server";
+import { RelayAgent } from "@kiln/tailnet";
+import pino from "pino";
+import { ControlPlaneClient } from "./agent/control-plane.ts";
+import { createDaemonApp } from "./api/app.ts";
+import { ConfigError, loadConfig } from "./config.ts";
+import { ProcessManager } from "./processes/index.ts";
+import { version } from "./version.ts";
+
+/** kiln-daemon: dials out to the control plane and serves the workspace API through that tunnel only. */
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`kiln-daemon: ${error.message}\n`);
+      process.exit(2);
+    }
+    throw error;
+  }
+  const log = pino({ level: config.logLevel, base: { service: "kiln-daemon" }, redact: ["token", "*.token", "authorization", "*.authorization"] });
+  // Children must not inherit the agent token: a process in the workspace is not the daemon.
+  const childEnvironment = { ...process.env };
+  for (const key of Object.keys(childEnvironment)) if (key.startsWith("KILN_")) delete childEnvironment[key];
+
+  const processes = new ProcessManager({ root: config.workdir, log, env: childEnvironment });
+  const app = createDaemonApp({ root: config.workdir, processes, log, info: { version } });
+  const controlPlane = new ControlPlaneClient({ url: config.controlPlaneUrl, token: config.agentToken, log, version, directory: config.workdir });
+  const relay = new RelayAgent({
+    url: `${config.controlPlaneUrl}/api/v1/agent/relay`,
+    token: config.agentToken,
+    handler: getRequestListener(app.fetch) as never,
+    log: log.child({ module: "relay" }),
+    onStateChange: (state) => log.info({ state }, "relay state"),
+  });
+
+  log.info({ version, workdir: config.workdir, controlPlane: config.controlPlaneUrl, pid: process.pid }, "kiln-daemon starting");
+  await controlPlane.reportLifecycle("starting");
+  relay.start();
+  while (relay.state !== "connected" && relay.state !== "stopped") await relay.waitConnected(60_000).catch(() => {});
+  await controlPlane.reportLifecycle("ready");
+  log.info("kiln-daemon ready");
+
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, "kiln-daemon shutting down");
+    await controlPlane.reportLifecycle("shutting_down", { attempts: 2 });
+    await processes.shutdown();
+    await controlPlane.reportLifecycle("off", { attempts: 2 });
+    await relay.stop();
+    process.exit(0);
+  };
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  process.on("SIGINT", () => void stop("SIGINT"));
+}
+
+await main();
