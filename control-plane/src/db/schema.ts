@@ -1,11 +1,13 @@
 import { sql } from "drizzle-orm";
 import {
+  bigint,
   bigserial,
   boolean,
   index,
   integer,
   jsonb,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -133,3 +135,104 @@ export const workspaceAgents = pgTable("workspace_agents", {
   uniqueIndex("workspace_agents_token_key").on(table.tokenHash),
   index("workspace_agents_workspace_idx").on(table.workspaceId),
 ]);
+
+// ── Agent chats ────────────────────────────────────────────────────────────────
+
+export const providers = pgTable("llm_providers", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  name: text("name").notNull(),
+  type: text("type", { enum: ["anthropic", "openai", "azure-openai", "openai-compatible", "google", "bedrock"] }).notNull(),
+  baseUrl: text("base_url"),
+  /** Non-secret settings: Azure api version/deployment, Bedrock region. */
+  settings: jsonb("settings").notNull().default({}),
+  /** API key (or AWS secret) sealed with AES-256-GCM under the server key; never returned by the API. */
+  secretCiphertext: text("secret_ciphertext"),
+  enabled: boolean("enabled").notNull().default(true),
+  createdAt: createdAt(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+}, (table) => [uniqueIndex("llm_providers_name_key").on(sql`lower(${table.name})`)]);
+
+export const models = pgTable("llm_models", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  providerId: uuid("provider_id").notNull().references(() => providers.id, { onDelete: "cascade" }),
+  /** The provider's model id, e.g. claude-sonnet-4-5. */
+  model: text("model").notNull(),
+  displayName: text("display_name").notNull().default(""),
+  enabled: boolean("enabled").notNull().default(true),
+  isDefault: boolean("is_default").notNull().default(false),
+  contextWindow: integer("context_window").notNull().default(200_000),
+  /** Percent of the context window that triggers compaction; 100 disables it. */
+  compactionThreshold: integer("compaction_threshold").notNull().default(70),
+  maxOutputTokens: integer("max_output_tokens").notNull().default(8192),
+  createdAt: createdAt(),
+}, (table) => [uniqueIndex("llm_models_provider_model_key").on(table.providerId, table.model)]);
+
+/** Deployment-wide settings (system prompt, tool policy) as JSON values. */
+export const settings = pgTable("settings", {
+  key: text("key").primaryKey(),
+  value: jsonb("value").notNull(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+});
+
+export const chats = pgTable("chats", {
+  id: uuid("id").primaryKey().defaultRandom(),
+  ownerId: uuid("owner_id").notNull().references(() => users.id, { onDelete: "cascade" }),
+  workspaceId: uuid("workspace_id").references(() => workspaces.id, { onDelete: "set null" }),
+  parentChatId: uuid("parent_chat_id"),
+  rootChatId: uuid("root_chat_id"),
+  title: text("title").notNull().default(""),
+  status: text("status", { enum: ["pending", "running", "waiting", "error", "requires_action"] }).notNull().default("waiting"),
+  modelId: uuid("model_id").references(() => models.id, { onDelete: "set null" }),
+  workerId: text("worker_id"),
+  leaseExpiresAt: timestamp("lease_expires_at", { withTimezone: true }),
+  interruptRequested: boolean("interrupt_requested").notNull().default(false),
+  lastError: text("last_error"),
+  archived: boolean("archived").notNull().default(false),
+  createdAt: createdAt(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+}, (table) => [
+  index("chats_claim_idx").on(table.status, table.updatedAt),
+  index("chats_owner_idx").on(table.ownerId, table.updatedAt),
+  index("chats_parent_idx").on(table.parentChatId),
+]);
+
+export const chatMessages = pgTable("chat_messages", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  chatId: uuid("chat_id").notNull().references(() => chats.id, { onDelete: "cascade" }),
+  role: text("role", { enum: ["system", "user", "assistant", "tool"] }).notNull(),
+  /** Typed parts: text, reasoning, tool-call, tool-result, file. */
+  parts: jsonb("parts").notNull(),
+  usage: jsonb("usage"),
+  /** A compaction summary: it replaces every earlier message in the model's context. */
+  compressed: boolean("compressed").notNull().default(false),
+  visibility: text("visibility", { enum: ["user", "model", "both"] }).notNull().default("both"),
+  modelId: uuid("model_id"),
+  createdBy: uuid("created_by"),
+  createdAt: createdAt(),
+}, (table) => [index("chat_messages_chat_idx").on(table.chatId, table.id)]);
+
+export const chatQueuedMessages = pgTable("chat_queued_messages", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  chatId: uuid("chat_id").notNull().references(() => chats.id, { onDelete: "cascade" }),
+  parts: jsonb("parts").notNull(),
+  /** Lower goes first; promote moves a message to the front. */
+  position: integer("position").notNull(),
+  createdBy: uuid("created_by"),
+  createdAt: createdAt(),
+}, (table) => [index("chat_queued_messages_chat_idx").on(table.chatId, table.position)]);
+
+/**
+ * Tool calls with their idempotency state, so a turn resumed after a crash neither loses
+ * a finished result nor runs a side-effecting call twice.
+ */
+export const chatToolCalls = pgTable("chat_tool_calls", {
+  chatId: uuid("chat_id").notNull().references(() => chats.id, { onDelete: "cascade" }),
+  toolCallId: text("tool_call_id").notNull(),
+  messageId: bigint("message_id", { mode: "number" }).notNull(),
+  toolName: text("tool_name").notNull(),
+  input: jsonb("input").notNull(),
+  status: text("status", { enum: ["pending_approval", "approved", "denied", "running", "done"] }).notNull(),
+  result: jsonb("result"),
+  createdAt: createdAt(),
+  updatedAt: timestamp("updated_at", { withTimezone: true }).notNull().defaultNow(),
+}, (table) => [primaryKey({ columns: [table.chatId, table.toolCallId] })]);
