@@ -18,6 +18,10 @@ export const ServerConfig = z.object({
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** How many provisioner jobs this process runs at once. */
   provisionerConcurrency: z.coerce.number().int().min(0).max(64).default(4),
+  /** How many chat turns this process runs at once; 0 makes it an API-only replica. */
+  chatConcurrency: z.coerce.number().int().min(0).max(100_000).default(500),
+  /** How long a chat's lease lasts without a heartbeat before another server resumes the chat. */
+  chatLeaseMs: z.coerce.number().int().min(1_000).max(3_600_000).default(120_000),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
@@ -28,6 +32,8 @@ const environmentNames: Record<keyof ServerConfig, string> = {
   postgresUrl: "KILN_POSTGRES_URL",
   logLevel: "KILN_LOG_LEVEL",
   provisionerConcurrency: "KILN_PROVISIONER_CONCURRENCY",
+  chatConcurrency: "KILN_CHAT_CONCURRENCY",
+  chatLeaseMs: "KILN_CHAT_LEASE_MS",
 };
 
 /** Flags win over environment variables, which win over defaults. Throws one readable message listing every bad setting. */

@@ -5,6 +5,9 @@ import { HTTPException } from "hono/http-exception";
 import { KilnError, type ErrorBody } from "../errors.ts";
 import type { AppDeps, AppEnv } from "./context.ts";
 import { agentRoutes } from "./routes/agent.ts";
+import { toolNames } from "../chats/tools/index.ts";
+import { adminRoutes } from "./routes/admin.ts";
+import { chatRoutes } from "./routes/chats.ts";
 import { authRoutes, requireActor, sessionRoutes } from "./routes/auth.ts";
 import { templateRoutes } from "./routes/templates.ts";
 import { userRoutes } from "./routes/users.ts";
@@ -59,6 +62,8 @@ export function createApp(deps: AppDeps): App {
   app.route("/api/v1", userRoutes(deps));
   app.route("/api/v1", templateRoutes(deps));
   app.route("/api/v1", workspaceRoutes(deps));
+  app.route("/api/v1", chatRoutes(deps));
+  app.route("/api/v1", adminRoutes(deps, { toolNames }));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
   return app;

@@ -1,7 +1,9 @@
 import type { AgentConnection, Transport } from "@kiln/tailnet";
 import type { Actor } from "../auth/index.ts";
 import type { DatabaseHandle } from "../db/index.ts";
+import type { ChatEventBus } from "../chats/events.ts";
 import type { Logger } from "../logger.ts";
+import type { SecretBox } from "../secrets/index.ts";
 
 /** The tunnel as the API sees it: reach an agent, tell whether it is connected, cut it off. */
 export interface Tunnel extends Pick<Transport, "dial" | "isConnected"> {
@@ -14,6 +16,13 @@ export interface AppDeps {
   log: Logger;
   tunnel: Tunnel;
   version: string;
+  secrets: SecretBox;
+  chats: {
+    bus: ChatEventBus;
+    /** A model reference (id or name; null for the default) to a model id; throws a 400 for unknown ones. */
+    resolveModelId(reference: string | null): Promise<string | null>;
+    compactNow(chatId: string): Promise<boolean>;
+  };
 }
 
 export interface AppEnv {

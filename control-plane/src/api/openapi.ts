@@ -11,6 +11,8 @@ export function openApiDocument(): unknown {
     log: createLogger({ level: "silent" }),
     tunnel: unused as never,
     version,
+    secrets: unused as never,
+    chats: { bus: unused as never, resolveModelId: unused as never, compactNow: unused as never },
   });
   return app.getOpenAPI31Document({
     openapi: "3.1.0",

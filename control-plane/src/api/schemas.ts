@@ -122,3 +122,32 @@ export const errorResponses = {
 export function json<T extends z.ZodType>(schema: T, description: string) {
   return { description, content: { "application/json": { schema } } };
 }
+
+// ── Chats ─────────────────────────────────────────────────────────────────────
+
+export const MessagePartSchema = z.object({ type: z.enum(["text", "reasoning", "tool-call", "tool-result", "file"]) }).passthrough().openapi("MessagePart");
+export const UsageSchema = z.object({ inputTokens: z.number(), outputTokens: z.number(), cacheReadTokens: z.number(), cacheWriteTokens: z.number(), reasoningTokens: z.number() }).openapi("Usage");
+export const ChatStatus = z.enum(["pending", "running", "waiting", "error", "requires_action"]).openapi("ChatStatus");
+export const Chat = z.object({
+  id: z.uuid(), owner_id: z.uuid(), workspace_id: z.uuid().nullable(), parent_chat_id: z.uuid().nullable(), root_chat_id: z.uuid().nullable(),
+  title: z.string(), status: ChatStatus, model_id: z.uuid().nullable(), last_error: z.string().nullable(), archived: z.boolean(),
+  created_at: z.string(), updated_at: z.string(),
+}).openapi("Chat");
+export const ChatMessage = z.object({
+  id: z.number().int(), chat_id: z.uuid(), role: z.enum(["system", "user", "assistant", "tool"]), parts: z.array(MessagePartSchema),
+  usage: UsageSchema.nullable(), compressed: z.boolean(), visibility: z.enum(["user", "model", "both"]), created_at: z.string(),
+}).openapi("ChatMessage");
+export const QueuedMessage = z.object({ id: z.number().int(), parts: z.array(MessagePartSchema), position: z.number().int(), created_at: z.string() }).openapi("QueuedMessage");
+export const CreateChatRequest = z.object({
+  prompt: z.string().min(1, "must not be empty").max(1_000_000),
+  workspace: z.string().optional().describe("workspace id or name to work in"),
+  model: z.string().optional().describe("model id or name; the default model when omitted"),
+  title: z.string().max(200).optional(),
+}).openapi("CreateChatRequest");
+export const SendMessageRequest = z.object({
+  content: z.string().min(1, "must not be empty").max(1_000_000),
+  interrupt: z.boolean().optional().describe("stop the running turn and deliver this message next"),
+}).openapi("SendMessageRequest");
+export const ToolCallApproval = z.object({
+  tool_call_id: z.string(), tool_name: z.string(), input: z.unknown(), status: z.string(), created_at: z.string(),
+}).openapi("ToolCallApproval");

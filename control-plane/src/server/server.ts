@@ -13,6 +13,9 @@ import { JobRunner } from "../jobs/runner.ts";
 import type { Logger } from "../logger.ts";
 import * as Templates from "../templates/index.ts";
 import { createBuildHandler } from "../workspaces/build-job.ts";
+import { configureFromEnvironment } from "../admin/bootstrap.ts";
+import { createChatRuntime, type ChatRuntime } from "../chats/runtime.ts";
+import { createSecretBox, loadServerKey } from "../secrets/index.ts";
 import { version } from "../version.ts";
 
 export const daemonBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../workspace-daemon/bin/kiln-daemon.mjs");
@@ -23,6 +26,7 @@ export interface RunningServer {
   app: App;
   database: DatabaseHandle;
   relay: RelayServer;
+  chats: ChatRuntime;
   http: Server;
   close(): Promise<void>;
 }
@@ -31,6 +35,9 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const database = await openDatabase(config.postgresUrl ? { postgresUrl: config.postgresUrl } : { pgliteDir: path.join(config.dataDir, "db") }, log);
   await Templates.ensureBuiltins(database.db);
+  const secrets = createSecretBox(await loadServerKey({ dataDir: config.dataDir, configured: process.env.KILN_SECRET_KEY }));
+  const configured = await configureFromEnvironment(database.db, secrets, process.env, log);
+  if (configured.providers.length > 0) log.info({ providers: configured.providers, defaultModel: configured.defaultModel }, "llm providers configured from environment");
 
   const relay = new RelayServer({
     log: log.child({ module: "relay" }),
@@ -42,7 +49,11 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     onDisconnect: (agentId) => void Agents.update(database.db, agentId, { disconnectedAt: new Date() }).catch(() => {}),
   });
 
-  const app = createApp({ database, log, tunnel: relay, version });
+  const chatRuntime = createChatRuntime({
+    database, secrets, tunnel: relay, log,
+    worker: { concurrency: config.chatConcurrency, leaseMs: config.chatLeaseMs },
+  });
+  const app = createApp({ database, log, tunnel: relay, version, secrets, chats: chatRuntime.api });
   const http = createServer(getRequestListener(app.fetch));
   http.on("upgrade", (request, socket, head) => {
     if (!relay.handleUpgrade(request, socket, head)) socket.destroy();
@@ -67,6 +78,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     },
   });
   await runner.start();
+  await chatRuntime.start();
 
   return {
     url: `http://${host.includes(":") ? `[${host}]` : host || "0.0.0.0"}:${bound}`,
@@ -74,8 +86,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     app,
     database,
     relay,
+    chats: chatRuntime,
     http,
     async close() {
+      await chatRuntime.stop();
       await runner.stop();
       await relay.close();
       http.closeAllConnections?.();

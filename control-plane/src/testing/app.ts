@@ -1,5 +1,8 @@
 import { RelayServer } from "@kiln/tailnet";
+import { randomBytes } from "node:crypto";
 import { createApp, type App } from "../api/app.ts";
+import { createChatRuntime, type ChatRuntime } from "../chats/runtime.ts";
+import { createSecretBox, type SecretBox } from "../secrets/index.ts";
 import { createLogger } from "../logger.ts";
 import * as Templates from "../templates/index.ts";
 import { version } from "../version.ts";
@@ -9,6 +12,8 @@ export interface TestApp {
   app: App;
   database: TestDatabase;
   relay: RelayServer;
+  secrets: SecretBox;
+  chats: ChatRuntime;
   /** JSON request helper: returns status and parsed body. */
   call(method: string, path: string, options?: { token?: string; body?: unknown }): Promise<{ status: number; body: any }>;
   /** Bootstraps the owner and returns its token. */
@@ -23,7 +28,10 @@ export async function createTestApp(): Promise<TestApp> {
   const database = await createTestDatabase();
   await Templates.ensureBuiltins(database.db);
   const relay = new RelayServer({ authenticate: async () => null });
-  const app = createApp({ database, log: createLogger({ level: "silent" }), tunnel: relay, version });
+  const secrets = createSecretBox(randomBytes(32));
+  const log = createLogger({ level: "silent" });
+  const chats = createChatRuntime({ database, secrets, tunnel: relay, log, worker: { concurrency: 0 } });
+  const app = createApp({ database, log, tunnel: relay, version, secrets, chats: chats.api });
   let ownerToken: string | null = null;
   const call: TestApp["call"] = async (method, path, options = {}) => {
     const headers: Record<string, string> = {};
@@ -41,7 +49,7 @@ export async function createTestApp(): Promise<TestApp> {
     return ownerToken;
   };
   return {
-    app, database, relay, call, owner,
+    app, database, relay, secrets, chats, call, owner,
     async user(username, role = "member") {
       const token = await owner();
       const created = await call("POST", "/api/v1/users", { token, body: { email: `${username}@example.com`, username, password: "password-123", role } });

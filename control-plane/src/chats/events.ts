@@ -1,0 +1,100 @@
+import type { DatabaseHandle } from "../db/index.ts";
+import type { ChatEvent } from "./types.ts";
+
+export const CHAT_EVENTS_CHANNEL = "kiln_chat_events";
+const BUFFER_SIZE = 2_000;
+
+export interface StampedEvent {
+  id: number;
+  event: ChatEvent;
+}
+
+type Listener = (event: StampedEvent) => void;
+
+/**
+ * In-process fan-out of chat events with a short replay buffer per chat, so a client that drops
+ * resumes from its last event id. Durable state (messages, status) lives in the database; other
+ * replicas learn that a chat changed through NOTIFY and reload it.
+ */
+export class ChatEventBus {
+  private sequence = 0;
+  private readonly buffers = new Map<string, StampedEvent[]>();
+  private readonly listeners = new Map<string, Set<Listener>>();
+  private readonly allListeners = new Set<Listener>();
+  private readonly remoteListeners = new Set<(chatId: string) => void>();
+  private unlisten: (() => Promise<void>) | null = null;
+  /** Identifies this process in NOTIFY payloads so it ignores its own. */
+  private readonly origin = `${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+
+  constructor(private readonly database?: DatabaseHandle) {}
+
+  async start(): Promise<void> {
+    if (!this.database) return;
+    this.unlisten = await this.database.listen(CHAT_EVENTS_CHANNEL, (payload) => {
+      const [origin, chatId] = payload.split(":");
+      if (origin === this.origin || !chatId) return;
+      for (const listener of this.remoteListeners) listener(chatId);
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.unlisten?.();
+    this.unlisten = null;
+  }
+
+  publish(event: ChatEvent): StampedEvent {
+    const stamped = { id: ++this.sequence, event };
+    let buffer = this.buffers.get(event.chat_id);
+    if (!buffer) this.buffers.set(event.chat_id, (buffer = []));
+    buffer.push(stamped);
+    if (buffer.length > BUFFER_SIZE) buffer.splice(0, buffer.length - BUFFER_SIZE);
+    for (const listener of this.listeners.get(event.chat_id) ?? []) listener(stamped);
+    for (const listener of this.allListeners) listener(stamped);
+    // Deltas stay local; durable changes tell other replicas to reload.
+    if (this.database && event.type !== "message.delta") {
+      void this.database.notify(CHAT_EVENTS_CHANNEL, `${this.origin}:${event.chat_id}:${event.type}`).catch(() => {});
+    }
+    return stamped;
+  }
+
+  /** Events after `afterId` still in the buffer, or null when the buffer no longer reaches back that far. */
+  replay(chatId: string, afterId: number): StampedEvent[] | null {
+    const buffer = this.buffers.get(chatId) ?? [];
+    if (afterId >= this.sequence) return [];
+    const first = buffer[0];
+    if (!first || first.id > afterId + 1) return afterId === 0 ? buffer.slice() : null;
+    return buffer.filter((stamped) => stamped.id > afterId);
+  }
+
+  /** The id of the newest event published so far. */
+  currentId(): number {
+    return this.sequence;
+  }
+
+  /** Every chat's events (for the per-user status stream). */
+  subscribeAll(listener: Listener): () => void {
+    this.allListeners.add(listener);
+    return () => this.allListeners.delete(listener);
+  }
+
+  subscribe(chatId: string, listener: Listener): () => void {
+    let set = this.listeners.get(chatId);
+    if (!set) this.listeners.set(chatId, (set = new Set()));
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(chatId);
+    };
+  }
+
+  /** Called with a chat id whenever another replica changed that chat. */
+  onRemoteChange(listener: (chatId: string) => void): () => void {
+    this.remoteListeners.add(listener);
+    return () => this.remoteListeners.delete(listener);
+  }
+
+  /** Forget a chat's buffer (after it has been idle for a while). */
+  drop(chatId: string): void {
+    this.buffers.delete(chatId);
+  }
+}

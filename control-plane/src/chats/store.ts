@@ -1,0 +1,215 @@
+import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from "drizzle-orm";
+import { isAdmin, type Actor } from "../auth/index.ts";
+import { queryRows, type Database, type DatabaseHandle, type Executor } from "../db/index.ts";
+import { chatMessages, chatQueuedMessages, chats, chatToolCalls } from "../db/schema.ts";
+import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
+import type { ChatEventBus } from "./events.ts";
+import type { ChatStatus, ChatView, MessagePart, MessageView, QueuedView, Usage } from "./types.ts";
+
+export type Chat = typeof chats.$inferSelect;
+export type Message = typeof chatMessages.$inferSelect;
+export const CHATS_CHANNEL = "kiln_chats";
+
+export function chatView(chat: Chat): ChatView {
+  return {
+    id: chat.id, owner_id: chat.ownerId, workspace_id: chat.workspaceId, parent_chat_id: chat.parentChatId, root_chat_id: chat.rootChatId,
+    title: chat.title, status: chat.status, model_id: chat.modelId, last_error: chat.lastError, archived: chat.archived,
+    created_at: chat.createdAt.toISOString(), updated_at: chat.updatedAt.toISOString(),
+  };
+}
+
+export function messageView(message: Message): MessageView {
+  return {
+    id: message.id, chat_id: message.chatId, role: message.role, parts: message.parts as MessagePart[], usage: (message.usage as Usage | null) ?? null,
+    compressed: message.compressed, visibility: message.visibility, created_at: message.createdAt.toISOString(),
+  };
+}
+
+function queuedView(row: typeof chatQueuedMessages.$inferSelect): QueuedView {
+  return { id: row.id, parts: row.parts as MessagePart[], position: row.position, created_at: row.createdAt.toISOString() };
+}
+
+/** A chat the actor may see; someone else's is reported as not found. */
+export async function find(db: Database, actor: Actor, chatId: string): Promise<Chat> {
+  if (!/^[0-9a-f-]{36}$/i.test(chatId)) throw new NotFoundError("chat", { chat_id: chatId });
+  const [chat] = await db.select().from(chats).where(eq(chats.id, chatId));
+  if (!chat || (chat.ownerId !== actor.user.id && !isAdmin(actor))) throw new NotFoundError("chat", { chat_id: chatId });
+  return chat;
+}
+
+export async function get(db: Database, chatId: string): Promise<Chat | null> {
+  const [chat] = await db.select().from(chats).where(eq(chats.id, chatId));
+  return chat ?? null;
+}
+
+export async function list(db: Database, actor: Actor, options: { parentChatId?: string; limit?: number } = {}): Promise<Chat[]> {
+  const conditions = [eq(chats.ownerId, actor.user.id), eq(chats.archived, false)];
+  conditions.push(options.parentChatId ? eq(chats.parentChatId, options.parentChatId) : isNull(chats.parentChatId));
+  return db.select().from(chats).where(and(...conditions)).orderBy(desc(chats.updatedAt)).limit(options.limit ?? 100);
+}
+
+export function textParts(text: string): MessagePart[] {
+  return [{ type: "text", text }];
+}
+
+/** Creates a chat whose first prompt is already stored, so a worker picks it up at once. */
+export async function create(
+  database: DatabaseHandle,
+  bus: ChatEventBus,
+  input: { ownerId: string; prompt: string; workspaceId?: string | null; modelId?: string | null; title?: string; parentChatId?: string | null; rootChatId?: string | null },
+): Promise<Chat> {
+  if (!input.prompt.trim()) throw new ValidationError("the prompt is empty", { field: "prompt", reason: "must not be empty" });
+  const chat = await database.db.transaction(async (transaction) => {
+    const [chat] = await transaction.insert(chats).values({
+      ownerId: input.ownerId, workspaceId: input.workspaceId ?? null, modelId: input.modelId ?? null,
+      title: input.title?.trim() || titleFrom(input.prompt), status: "pending",
+      parentChatId: input.parentChatId ?? null, rootChatId: input.rootChatId ?? input.parentChatId ?? null,
+    }).returning();
+    await transaction.insert(chatMessages).values({ chatId: chat!.id, role: "user", parts: textParts(input.prompt), createdBy: input.ownerId });
+    return chat!;
+  });
+  bus.publish({ type: "status", chat_id: chat.id, status: "pending", error: null });
+  await database.notify(CHATS_CHANNEL, chat.id);
+  return chat;
+}
+
+function titleFrom(prompt: string): string {
+  const line = prompt.trim().split("\n")[0]!;
+  return line.length > 80 ? `${line.slice(0, 77)}…` : line;
+}
+
+/**
+ * Delivers a user message: straight into the conversation when the chat is idle, otherwise into the
+ * queue (delivered when the turn ends). `interrupt` asks the running turn to stop early.
+ */
+export async function send(
+  database: DatabaseHandle,
+  bus: ChatEventBus,
+  chat: Chat,
+  input: { parts: MessagePart[]; interrupt?: boolean; userId: string },
+): Promise<{ queued: boolean; message: MessageView | null; queue: QueuedView[] }> {
+  const result = await database.db.transaction(async (transaction) => {
+    const [current] = await transaction.select().from(chats).where(eq(chats.id, chat.id)).for("update");
+    if (!current) throw new NotFoundError("chat", { chat_id: chat.id });
+    if (current.archived) throw new ConflictError("chat_closed", "this chat is closed");
+    if (current.status === "waiting" || current.status === "error") {
+      const [message] = await transaction.insert(chatMessages).values({ chatId: chat.id, role: "user", parts: input.parts, createdBy: input.userId }).returning();
+      await transaction.update(chats).set({ status: "pending", lastError: null, interruptRequested: false, updatedAt: new Date() }).where(eq(chats.id, chat.id));
+      return { queued: false, message: messageView(message!) };
+    }
+    const [last] = await transaction.select({ position: chatQueuedMessages.position }).from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chat.id)).orderBy(desc(chatQueuedMessages.position)).limit(1);
+    await transaction.insert(chatQueuedMessages).values({ chatId: chat.id, parts: input.parts, position: (last?.position ?? 0) + 1, createdBy: input.userId });
+    if (input.interrupt) await transaction.update(chats).set({ interruptRequested: true }).where(eq(chats.id, chat.id));
+    return { queued: true, message: null };
+  });
+  const queue = await listQueue(database.db, chat.id);
+  if (result.queued) bus.publish({ type: "queue.updated", chat_id: chat.id, queue });
+  else {
+    bus.publish({ type: "message.committed", chat_id: chat.id, message: result.message! });
+    bus.publish({ type: "status", chat_id: chat.id, status: "pending", error: null });
+  }
+  await database.notify(CHATS_CHANNEL, chat.id);
+  return { ...result, queue };
+}
+
+export async function listQueue(db: Database, chatId: string): Promise<QueuedView[]> {
+  const rows = await db.select().from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)).orderBy(asc(chatQueuedMessages.position), asc(chatQueuedMessages.id));
+  return rows.map(queuedView);
+}
+
+export async function deleteQueued(database: DatabaseHandle, bus: ChatEventBus, chatId: string, queuedId: number): Promise<QueuedView[]> {
+  const removed = await database.db.delete(chatQueuedMessages).where(and(eq(chatQueuedMessages.chatId, chatId), eq(chatQueuedMessages.id, queuedId))).returning();
+  if (removed.length === 0) throw new NotFoundError("queued message", { id: queuedId });
+  const queue = await listQueue(database.db, chatId);
+  bus.publish({ type: "queue.updated", chat_id: chatId, queue });
+  return queue;
+}
+
+/** Moves a queued message to the front of the queue. */
+export async function promoteQueued(database: DatabaseHandle, bus: ChatEventBus, chatId: string, queuedId: number): Promise<QueuedView[]> {
+  await database.db.transaction(async (transaction) => {
+    const [first] = await transaction.select({ position: chatQueuedMessages.position }).from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)).orderBy(asc(chatQueuedMessages.position)).limit(1);
+    const updated = await transaction.update(chatQueuedMessages).set({ position: (first?.position ?? 1) - 1 })
+      .where(and(eq(chatQueuedMessages.chatId, chatId), eq(chatQueuedMessages.id, queuedId))).returning();
+    if (updated.length === 0) throw new NotFoundError("queued message", { id: queuedId });
+  });
+  const queue = await listQueue(database.db, chatId);
+  bus.publish({ type: "queue.updated", chat_id: chatId, queue });
+  return queue;
+}
+
+export async function requestInterrupt(database: DatabaseHandle, chatId: string): Promise<void> {
+  await database.db.update(chats).set({ interruptRequested: true }).where(and(eq(chats.id, chatId), inArray(chats.status, ["pending", "running"])));
+  await database.notify(CHATS_CHANNEL, chatId);
+}
+
+export async function messages(db: Database, chatId: string, options: { after?: number; before?: number; limit?: number } = {}): Promise<Message[]> {
+  const limit = Math.min(options.limit ?? 200, 1000);
+  if (options.before !== undefined) {
+    const rows = await db.select().from(chatMessages).where(and(eq(chatMessages.chatId, chatId), lt(chatMessages.id, options.before))).orderBy(desc(chatMessages.id)).limit(limit);
+    return rows.reverse();
+  }
+  return db.select().from(chatMessages).where(and(eq(chatMessages.chatId, chatId), gt(chatMessages.id, options.after ?? 0))).orderBy(asc(chatMessages.id)).limit(limit);
+}
+
+/** Postgres text and jsonb cannot hold NUL; tool output sometimes does (e.g. /proc/self/environ). */
+export function withoutNul<T>(value: T): T {
+  if (typeof value === "string") return (value.includes("\u0000") ? value.replaceAll("\u0000", "\uFFFD") : value) as T;
+  if (Array.isArray(value)) return value.map(withoutNul) as T;
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([key, entry]) => [key, withoutNul(entry)])) as T;
+  return value;
+}
+
+export async function appendMessage(executor: Executor, input: { chatId: string; role: Message["role"]; parts: MessagePart[]; usage?: Usage | null; compressed?: boolean; modelId?: string | null; visibility?: Message["visibility"] }): Promise<Message> {
+  const [message] = await executor.insert(chatMessages).values({
+    chatId: input.chatId, role: input.role, parts: withoutNul(input.parts), usage: input.usage ?? null, compressed: input.compressed ?? false,
+    modelId: input.modelId ?? null, visibility: input.visibility ?? "both",
+  }).returning();
+  return message!;
+}
+
+/** Messages the model sees: the latest compaction summary and everything after it. */
+export async function contextMessages(db: Database, chatId: string): Promise<Message[]> {
+  const [summary] = await db.select({ id: chatMessages.id }).from(chatMessages)
+    .where(and(eq(chatMessages.chatId, chatId), eq(chatMessages.compressed, true))).orderBy(desc(chatMessages.id)).limit(1);
+  return db.select().from(chatMessages)
+    .where(and(eq(chatMessages.chatId, chatId), summary ? sql`${chatMessages.id} >= ${summary.id}` : sql`true`, inArray(chatMessages.visibility, ["model", "both"])))
+    .orderBy(asc(chatMessages.id));
+}
+
+export type ToolCallRecord = typeof chatToolCalls.$inferSelect;
+
+export async function toolCalls(db: Database, chatId: string, ids: string[]): Promise<Map<string, ToolCallRecord>> {
+  if (ids.length === 0) return new Map();
+  const rows = await db.select().from(chatToolCalls).where(and(eq(chatToolCalls.chatId, chatId), inArray(chatToolCalls.toolCallId, ids)));
+  return new Map(rows.map((row) => [row.toolCallId, row]));
+}
+
+export async function upsertToolCall(db: Database, input: { chatId: string; toolCallId: string; messageId: number; toolName: string; input: unknown; status: ToolCallRecord["status"]; result?: unknown }): Promise<void> {
+  const result = withoutNul(input.result ?? null);
+  await db.insert(chatToolCalls).values({ ...input, input: withoutNul(input.input), result })
+    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { status: input.status, result, updatedAt: new Date() } });
+}
+
+/** Approves or denies a tool call awaiting approval; once none is left, the chat goes back to its worker. */
+export async function decideApproval(database: DatabaseHandle, bus: ChatEventBus, chatId: string, toolCallId: string, approved: boolean): Promise<ChatStatus> {
+  const status = await database.db.transaction(async (transaction) => {
+    const [current] = await transaction.select().from(chats).where(eq(chats.id, chatId)).for("update");
+    const updated = await transaction.update(chatToolCalls).set({ status: approved ? "approved" : "denied", updatedAt: new Date() })
+      .where(and(eq(chatToolCalls.chatId, chatId), eq(chatToolCalls.toolCallId, toolCallId), eq(chatToolCalls.status, "pending_approval"))).returning();
+    if (updated.length === 0) throw new NotFoundError("tool call awaiting approval", { tool_call_id: toolCallId });
+    const rows = await queryRows<{ count: number }>(transaction, sql`SELECT count(*)::int AS count FROM chat_tool_calls WHERE chat_id = ${chatId} AND status = 'pending_approval'`);
+    if ((rows[0]?.count ?? 0) > 0 || current?.status !== "requires_action") return current?.status ?? "requires_action";
+    await transaction.update(chats).set({ status: "pending", updatedAt: new Date() }).where(eq(chats.id, chatId));
+    return "pending" as const;
+  });
+  if (status === "pending") {
+    bus.publish({ type: "status", chat_id: chatId, status: "pending", error: null });
+    await database.notify(CHATS_CHANNEL, chatId);
+  }
+  return status;
+}
+
+export async function setStatus(executor: Executor, chatId: string, status: ChatStatus, values: Partial<Pick<Chat, "lastError" | "workerId" | "leaseExpiresAt" | "interruptRequested">> = {}): Promise<void> {
+  await executor.update(chats).set({ status, updatedAt: new Date(), ...values }).where(eq(chats.id, chatId));
+}

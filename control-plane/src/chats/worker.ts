@@ -1,0 +1,474 @@
+import { randomUUID } from "node:crypto";
+import { and, eq, inArray, sql } from "drizzle-orm";
+import type { AgentConnection, Tunnel } from "../api/context.ts";
+import type { Actor } from "../auth/index.ts";
+import { queryRows, type DatabaseHandle } from "../db/index.ts";
+import { chatQueuedMessages, chats, users } from "../db/schema.ts";
+import { LlmError, type LlmProvider } from "../llm/index.ts";
+import type { Logger } from "../logger.ts";
+import { connectToWorkspace } from "./connection.ts";
+import { overThreshold, summarize, SUMMARY_PREFIX, worthCompacting } from "./compaction.ts";
+import { toLlmMessages, toolCallsOf } from "./context.ts";
+import type { ChatEventBus } from "./events.ts";
+import * as Store from "./store.ts";
+import { capForModel, toLlmTools, toolsFor, type Tool, type ToolOutput, type ToolServices } from "./tools/index.ts";
+import type { MessagePart, Usage } from "./types.ts";
+
+export interface ResolvedModel {
+  modelId: string;
+  model: string;
+  provider: LlmProvider;
+  contextWindow: number;
+  compactionThreshold: number;
+  maxOutputTokens: number;
+}
+
+export type ToolPolicy = Record<string, "allow" | "ask" | "deny">;
+
+export interface ChatWorkerOptions {
+  database: DatabaseHandle;
+  bus: ChatEventBus;
+  tunnel: Tunnel;
+  log: Logger;
+  resolveModel(modelId: string | null): Promise<ResolvedModel>;
+  systemPrompt(): Promise<string>;
+  toolPolicy(): Promise<ToolPolicy>;
+  services: ToolServices;
+  /** Chats this process runs at once. */
+  concurrency?: number;
+  leaseMs?: number;
+  pollMs?: number;
+  maxSteps?: number;
+  retry?: { attempts: number; baseMs: number };
+  workerId?: string;
+}
+
+interface ActiveTurn {
+  controller: AbortController;
+  reason: "interrupt" | "closed" | "lease" | "shutdown" | null;
+}
+
+/**
+ * Runs agent turns: claims pending chats with SKIP LOCKED (woken by NOTIFY, polling as a fallback),
+ * holds a lease with heartbeats, and resumes chats whose worker died once their lease expires.
+ */
+export class ChatWorker {
+  readonly workerId: string;
+  private readonly concurrency: number;
+  private readonly leaseMs: number;
+  private readonly pollMs: number;
+  private readonly maxSteps: number;
+  private readonly retry: { attempts: number; baseMs: number };
+  private readonly active = new Map<string, ActiveTurn>();
+  private readonly connections = new Map<string, { workspaceId: string; connection: Promise<AgentConnection> }>();
+  private running = false;
+  private wakeUp: (() => void) | null = null;
+  private pendingWake = false;
+  private loop: Promise<void> | null = null;
+  private heartbeat: NodeJS.Timeout | null = null;
+  private unlisten: (() => Promise<void>) | null = null;
+
+  constructor(private readonly options: ChatWorkerOptions) {
+    this.workerId = options.workerId ?? `chat-worker-${randomUUID().slice(0, 8)}`;
+    this.concurrency = options.concurrency ?? 200;
+    this.leaseMs = options.leaseMs ?? 120_000;
+    this.pollMs = options.pollMs ?? 1_000;
+    this.maxSteps = options.maxSteps ?? 100;
+    this.retry = options.retry ?? { attempts: 5, baseMs: 1_000 };
+  }
+
+  get activeCount(): number {
+    return this.active.size;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    this.unlisten = await this.options.database.listen(Store.CHATS_CHANNEL, (chatId) => {
+      if (this.active.has(chatId)) void this.checkControl(chatId);
+      else this.wake();
+    });
+    this.heartbeat = setInterval(() => void this.renewLeases(), Math.max(50, Math.floor(this.leaseMs / 3)));
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    this.wake();
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    await this.unlisten?.();
+    await this.loop;
+    for (const turn of this.active.values()) {
+      turn.reason = "shutdown";
+      turn.controller.abort(new Error("server shutting down"));
+    }
+  }
+
+  wake(): void {
+    this.pendingWake = true;
+    this.wakeUp?.();
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      this.pendingWake = false;
+      try {
+        while (this.running && this.active.size < this.concurrency) {
+          const claimed = await this.claim(Math.min(50, this.concurrency - this.active.size));
+          for (const chat of claimed) this.startTurn(chat);
+          if (claimed.length === 0) break;
+        }
+      } catch (error) {
+        this.options.log.warn({ err: error }, "chat claim failed");
+      }
+      if (!this.running) break;
+      if (this.pendingWake) continue;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, this.pollMs);
+        this.wakeUp = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.wakeUp = null;
+    }
+  }
+
+  private async claim(limit: number): Promise<Store.Chat[]> {
+    const rows = await queryRows<{ id: string }>(this.options.database.db, sql`
+      UPDATE chats SET status = 'running', worker_id = ${this.workerId}, updated_at = now(),
+             lease_expires_at = now() + make_interval(secs => ${this.leaseMs / 1000})
+       WHERE id IN (
+         SELECT id FROM chats
+          WHERE NOT archived AND (status = 'pending' OR (status = 'running' AND lease_expires_at < now()))
+          ORDER BY updated_at
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED)
+      RETURNING id`);
+    if (rows.length === 0) return [];
+    return this.options.database.db.select().from(chats).where(inArray(chats.id, rows.map((row) => row.id)));
+  }
+
+  private async renewLeases(): Promise<void> {
+    const ids = [...this.active.keys()];
+    if (ids.length === 0) return;
+    try {
+      const renewed = await this.options.database.db.update(chats)
+        .set({ leaseExpiresAt: sql`now() + make_interval(secs => ${this.leaseMs / 1000})` })
+        .where(and(inArray(chats.id, ids), eq(chats.workerId, this.workerId), eq(chats.status, "running")))
+        .returning({ id: chats.id });
+      const held = new Set(renewed.map((row) => row.id));
+      for (const id of ids) {
+        const turn = this.active.get(id);
+        if (turn && !held.has(id)) {
+          turn.reason = "lease";
+          turn.controller.abort(new Error("lease lost"));
+        }
+      }
+    } catch (error) {
+      this.options.log.warn({ err: error }, "chat lease renewal failed");
+    }
+  }
+
+  /** An interrupt or close request for a chat running here. */
+  private async checkControl(chatId: string): Promise<void> {
+    const turn = this.active.get(chatId);
+    if (!turn) return;
+    const chat = await Store.get(this.options.database.db, chatId);
+    if (chat?.archived) {
+      turn.reason = "closed";
+      turn.controller.abort(new Error("chat closed"));
+    } else if (chat?.interruptRequested) {
+      turn.reason = "interrupt";
+      turn.controller.abort(new Error("interrupted"));
+    }
+  }
+
+  private startTurn(chat: Store.Chat): void {
+    const turn: ActiveTurn = { controller: new AbortController(), reason: null };
+    this.active.set(chat.id, turn);
+    const log = this.options.log.child({ chatId: chat.id });
+    this.options.bus.publish({ type: "status", chat_id: chat.id, status: "running", error: null });
+    void this.runTurn(chat, turn, log)
+      .catch(async (error: unknown) => {
+        if (turn.reason === "lease" || turn.reason === "shutdown") return;
+        const raw = error instanceof LlmError ? error.message : error instanceof Error ? `${error.name === "Error" ? "" : `${error.name}: `}${error.message}` : String(error);
+        // Internal failures (a database error, say) carry long details that belong in the log, not the chat.
+        const message = raw.length > 500 ? `${raw.slice(0, 500)}… (see the server log)` : raw;
+        log.warn({ err: error }, "chat turn failed");
+        await this.finish(chat.id, { status: "error", error: message }).catch((finishError) => log.error({ err: finishError }, "could not record chat error"));
+      })
+      .finally(() => {
+        this.active.delete(chat.id);
+        this.wake();
+      });
+  }
+
+  private async runTurn(initial: Store.Chat, turn: ActiveTurn, log: Logger): Promise<void> {
+    const { database, bus } = this.options;
+    const db = database.db;
+    let chat = initial;
+    if (chat.interruptRequested) await db.update(chats).set({ interruptRequested: false }).where(eq(chats.id, chat.id));
+    const owner = await this.ownerOf(chat);
+    const model = await this.options.resolveModel(chat.modelId);
+    const [system, policy] = await Promise.all([this.options.systemPrompt(), this.options.toolPolicy()]);
+    const tools = toolsFor({ isChild: chat.parentChatId !== null });
+    const llmTools = toLlmTools(tools);
+    const signal = turn.controller.signal;
+    let steps = 0;
+    let lastUsage: Usage | null = null;
+
+    while (!signal.aborted) {
+      const context = await Store.contextMessages(db, chat.id);
+      const last = context.at(-1);
+      const pendingCalls = toolCallsOf(last);
+      if (last && pendingCalls.length > 0) {
+        const settled = await this.settleToolCalls(chat, owner, last, pendingCalls, tools, policy, signal, log, (updated) => (chat = updated));
+        if (settled === "requires_action") {
+          await Store.setStatus(db, chat.id, "requires_action", { workerId: null, leaseExpiresAt: null });
+          bus.publish({ type: "status", chat_id: chat.id, status: "requires_action", error: null });
+          return;
+        }
+        continue;
+      }
+      if (!last || (last.role !== "user" && last.role !== "tool")) break;
+      if (steps >= this.maxSteps) {
+        const note = await Store.appendMessage(db, { chatId: chat.id, role: "assistant", parts: [{ type: "text", text: `[stopped after ${this.maxSteps} steps in one turn; send a message to continue]` }], visibility: "user" });
+        bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(note) });
+        break;
+      }
+      if (overThreshold(model, lastUsage) && worthCompacting(context)) {
+        await this.compact(chat.id, model, context, signal);
+        lastUsage = null;
+        continue;
+      }
+      steps++;
+      const step = await this.streamStep(chat, model, system, toLlmMessages(context), llmTools, signal, log);
+      if (step.parts.length > 0) {
+        const message = await Store.appendMessage(db, { chatId: chat.id, role: "assistant", parts: step.parts, usage: step.usage, modelId: model.modelId });
+        bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(message) });
+      }
+      lastUsage = step.usage;
+      if (step.aborted) break;
+      if (!step.parts.some((part) => part.type === "tool-call")) break;
+    }
+
+    if (turn.reason === "lease" || turn.reason === "shutdown") return;
+    await this.finish(chat.id, { status: "waiting" });
+    if (overThreshold(model, lastUsage)) {
+      const context = await Store.contextMessages(db, chat.id);
+      if (worthCompacting(context) && toolCallsOf(context.at(-1)).length === 0) {
+        await this.compact(chat.id, model, context, new AbortController().signal).catch((error) => log.warn({ err: error }, "compaction after turn failed"));
+      }
+    }
+  }
+
+  /** One model call with retries; keeps partial output when interrupted. */
+  private async streamStep(chat: Store.Chat, model: ResolvedModel, system: string, messages: ReturnType<typeof toLlmMessages>, llmTools: ReturnType<typeof toLlmTools>, signal: AbortSignal, log: Logger): Promise<{ parts: MessagePart[]; usage: Usage | null; aborted: boolean }> {
+    const { bus } = this.options;
+    for (let attempt = 1; ; attempt++) {
+      let text = "";
+      let reasoning = "";
+      let signature: string | undefined;
+      const parts: MessagePart[] = [];
+      const flushText = () => {
+        if (reasoning) parts.push({ type: "reasoning", text: reasoning, ...(signature ? { signature } : {}) });
+        if (text) parts.push({ type: "text", text });
+        reasoning = "";
+        text = "";
+        signature = undefined;
+      };
+      let usage: Usage | null = null;
+      try {
+        for await (const event of model.provider.stream({ model: model.model, system, messages, tools: llmTools, maxOutputTokens: model.maxOutputTokens, signal })) {
+          if (event.type === "text-delta") {
+            if (reasoning) flushText();
+            text += event.text;
+            bus.publish({ type: "message.delta", chat_id: chat.id, part: "text", delta: event.text });
+          } else if (event.type === "reasoning-delta") {
+            if (text) flushText();
+            reasoning += event.text;
+            bus.publish({ type: "message.delta", chat_id: chat.id, part: "reasoning", delta: event.text });
+          } else if (event.type === "reasoning-signature") {
+            signature = event.signature;
+          } else if (event.type === "tool-call") {
+            flushText();
+            parts.push({ type: "tool-call", toolCallId: event.toolCallId, toolName: event.toolName, input: event.input });
+          } else if (event.type === "finish") {
+            usage = event.usage;
+          }
+        }
+        flushText();
+        return { parts, usage, aborted: false };
+      } catch (error) {
+        if (signal.aborted) {
+          flushText();
+          // Tool calls from a cut-off stream are dropped: the model never finished asking for them.
+          return { parts: parts.filter((part) => part.type !== "tool-call"), usage, aborted: true };
+        }
+        const retryable = error instanceof LlmError && error.options.retryable;
+        if (!retryable || attempt >= this.retry.attempts) throw error;
+        const delay = Math.round(this.retry.baseMs * 2 ** (attempt - 1) * (0.8 + Math.random() * 0.4));
+        log.info({ attempt, delay, err: error }, "provider error; retrying");
+        bus.publish({ type: "retry", chat_id: chat.id, attempt, delay_ms: delay, message: (error as Error).message });
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (signal.aborted) return { parts: [], usage: null, aborted: true };
+      }
+    }
+  }
+
+  /**
+   * Runs (or resumes) the tool calls of the last assistant message and stores their results as one tool
+   * message. Calls that already finished keep their stored result; calls that were running when a server
+   * died run again with the same idempotency key, which the daemon turns into an attach.
+   */
+  private async settleToolCalls(
+    chat: Store.Chat, owner: Actor, message: Store.Message, calls: ReturnType<typeof toolCallsOf>, tools: Tool[], policy: ToolPolicy,
+    signal: AbortSignal, log: Logger, onChatChange: (chat: Store.Chat) => void,
+  ): Promise<"done" | "requires_action"> {
+    const { database, bus } = this.options;
+    const db = database.db;
+    const records = await Store.toolCalls(db, chat.id, calls.map((call) => call.toolCallId));
+    const awaiting: string[] = [];
+    for (const call of calls) {
+      const record = records.get(call.toolCallId);
+      if (record) continue;
+      if ((policy[call.toolName] ?? "allow") === "ask") {
+        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "pending_approval" });
+        bus.publish({ type: "approval.required", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input });
+        awaiting.push(call.toolCallId);
+      }
+    }
+    if (awaiting.length > 0 || [...records.values()].some((record) => record.status === "pending_approval")) return "requires_action";
+
+    let current = chat;
+    const results = await Promise.all(calls.map(async (call): Promise<MessagePart> => {
+      const record = records.get(call.toolCallId);
+      let output: ToolOutput;
+      if (record?.status === "done") {
+        output = record.result as ToolOutput;
+      } else if (record?.status === "denied") {
+        output = { output: "the user denied this tool call", isError: true };
+      } else if ((policy[call.toolName] ?? "allow") === "deny") {
+        output = { output: `the tool '${call.toolName}' is disabled by the administrator`, isError: true };
+      } else if (signal.aborted) {
+        output = { output: "interrupted by the user before it ran", isError: true };
+      } else {
+        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "running" });
+        bus.publish({ type: "tool.started", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input });
+        output = await this.runTool(current, owner, call, tools, signal, log, (updated) => {
+          current = updated;
+          onChatChange(updated);
+        });
+      }
+      if (record?.status !== "done") {
+        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "done", result: output });
+        bus.publish({ type: "tool.finished", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, is_error: output.isError ?? false, output: capForModel(output.output, 4096) });
+      }
+      return { type: "tool-result", toolCallId: call.toolCallId, toolName: call.toolName, output: capForModel(output.output), ...(output.isError ? { isError: true } : {}), ...(output.data !== undefined ? { data: output.data } : {}) };
+    }));
+    const toolMessage = await Store.appendMessage(db, { chatId: chat.id, role: "tool", parts: results });
+    bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(toolMessage) });
+    return "done";
+  }
+
+  private async runTool(chat: Store.Chat, owner: Actor, call: ReturnType<typeof toolCallsOf>[number], tools: Tool[], signal: AbortSignal, log: Logger, onChatChange: (chat: Store.Chat) => void): Promise<ToolOutput> {
+    const tool = tools.find((candidate) => candidate.name === call.toolName);
+    if (!tool) return { output: `unknown tool '${call.toolName}'; available: ${tools.map((candidate) => candidate.name).join(", ")}`, isError: true };
+    const parsed = tool.parameters.safeParse(call.input);
+    if (!parsed.success) {
+      const issues = parsed.error.issues.map((issue) => `${issue.path.join(".") || "(input)"}: ${issue.message}`).join("; ");
+      return { output: `invalid arguments for ${tool.name}: ${issues}. Fix them and call the tool again.`, isError: true };
+    }
+    if (tool.workspace && !chat.workspaceId) {
+      return { output: "this chat has no workspace yet; call list_templates and create_workspace first", isError: true };
+    }
+    try {
+      return await tool.execute(parsed.data, {
+        chat, owner, toolCallId: call.toolCallId, idempotencyKey: `${chat.id}:${call.toolCallId}`, signal,
+        workspace: () => this.workspaceConnection(chat, owner),
+        setWorkspace: async (workspaceId) => {
+          const [updated] = await this.options.database.db.update(chats).set({ workspaceId, updatedAt: new Date() }).where(eq(chats.id, chat.id)).returning();
+          if (updated) {
+            chat = updated;
+            onChatChange(updated);
+          }
+        },
+        services: this.options.services,
+      });
+    } catch (error) {
+      if (signal.aborted) return { output: "interrupted by the user", isError: true };
+      log.warn({ err: error, tool: tool.name }, "tool failed");
+      return { output: `${tool.name} failed: ${error instanceof Error ? error.message : String(error)}`, isError: true };
+    }
+  }
+
+  /** The chat's workspace connection: made on the first tool that needs it, cached for the chat. */
+  private workspaceConnection(chat: Store.Chat, owner: Actor): Promise<AgentConnection> {
+    const cached = this.connections.get(chat.id);
+    if (cached && cached.workspaceId === chat.workspaceId) {
+      return cached.connection.then((connection) => (connection.closed ? this.reconnect(chat, owner) : connection));
+    }
+    return this.reconnect(chat, owner);
+  }
+
+  private reconnect(chat: Store.Chat, owner: Actor): Promise<AgentConnection> {
+    const connection = connectToWorkspace(this.options.database.db, this.options.tunnel, owner, chat.workspaceId!);
+    this.connections.set(chat.id, { workspaceId: chat.workspaceId!, connection });
+    connection.catch(() => this.connections.delete(chat.id));
+    return connection;
+  }
+
+  private async compact(chatId: string, model: ResolvedModel, context: Store.Message[], signal: AbortSignal): Promise<void> {
+    const summary = await summarize(model, toLlmMessages(context), signal);
+    if (!summary.text) return;
+    const message = await Store.appendMessage(this.options.database.db, {
+      chatId, role: "user", parts: [{ type: "text", text: `${SUMMARY_PREFIX}${summary.text}` }], compressed: true, usage: summary.usage, modelId: model.modelId,
+    });
+    this.options.bus.publish({ type: "message.committed", chat_id: chatId, message: Store.messageView(message) });
+  }
+
+  /** Compacts a waiting chat now (the "compact now" action). */
+  async compactNow(chatId: string): Promise<boolean> {
+    const chat = await Store.get(this.options.database.db, chatId);
+    if (!chat) return false;
+    const context = await Store.contextMessages(this.options.database.db, chatId);
+    if (!worthCompacting(context)) return false;
+    const model = await this.options.resolveModel(chat.modelId);
+    await this.compact(chatId, model, context, AbortSignal.timeout(10 * 60_000));
+    return true;
+  }
+
+  /** Ends a turn: the next queued message (if any) starts the next turn; otherwise the chat waits. */
+  private async finish(chatId: string, outcome: { status: "waiting" } | { status: "error"; error: string }): Promise<void> {
+    const { database, bus } = this.options;
+    const result = await database.db.transaction(async (transaction) => {
+      const [next] = outcome.status === "waiting"
+        ? await transaction.select().from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)).orderBy(chatQueuedMessages.position, chatQueuedMessages.id).limit(1).for("update", { skipLocked: true })
+        : [];
+      if (next) {
+        await transaction.delete(chatQueuedMessages).where(eq(chatQueuedMessages.id, next.id));
+        const message = await Store.appendMessage(transaction, { chatId, role: "user", parts: next.parts as MessagePart[] });
+        await Store.setStatus(transaction, chatId, "pending", { workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: null });
+        return { status: "pending" as const, message };
+      }
+      await Store.setStatus(transaction, chatId, outcome.status, {
+        workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: outcome.status === "error" ? outcome.error : null,
+      });
+      return { status: outcome.status, message: null };
+    });
+    if (result.message) {
+      bus.publish({ type: "message.committed", chat_id: chatId, message: Store.messageView(result.message) });
+      bus.publish({ type: "queue.updated", chat_id: chatId, queue: await Store.listQueue(database.db, chatId) });
+      await database.notify(Store.CHATS_CHANNEL, chatId);
+    }
+    if (outcome.status === "error") bus.publish({ type: "error", chat_id: chatId, message: outcome.error });
+    bus.publish({ type: "status", chat_id: chatId, status: result.status, error: outcome.status === "error" ? outcome.error : null });
+  }
+
+  private async ownerOf(chat: Store.Chat): Promise<Actor> {
+    const [user] = await this.options.database.db.select().from(users).where(eq(users.id, chat.ownerId));
+    if (!user) throw new Error("the chat's owner no longer exists");
+    return { user, tokenId: `chat:${chat.id}` };
+  }
+}
