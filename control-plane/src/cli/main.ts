@@ -5,6 +5,8 @@ import { parseServerConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
 import { startServer } from "../server/server.ts";
 import { version } from "../version.ts";
+import { registerAdminCommands } from "./admin-commands.ts";
+import { registerChatCommands } from "./chat-commands.ts";
 import { clearCredentials, readCredentials, writeCredentials } from "./config-store.ts";
 import { info, printJson, printTable, type OutputFormat } from "./output.ts";
 import { followBuild, waitForAgent } from "./wait.ts";
@@ -195,6 +197,9 @@ program.command("exec").description("Run a command in a workspace, streaming its
     }
     process.exitCode = exitCode;
   });
+
+registerChatCommands(program, session);
+registerAdminCommands(program, session);
 
 const signalNumbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
 

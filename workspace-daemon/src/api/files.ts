@@ -1,0 +1,20 @@
+import { Hono } from "hono";
+import { parseInput } from "../errors.ts";
+import { editFiles, listDirectory, openRawFile, readFile, writeFile, writeRawFile } from "../files/index.ts";
+import { EditFilesRequest, ListFilesRequest, RawReadRequest, RawWriteRequest, ReadFileRequest, WriteFileRequest } from "../protocol.ts";
+import { jsonBody, type DaemonEnv } from "./context.ts";
+
+export function fileRoutes(root: string) {
+  return new Hono<DaemonEnv>()
+    .get("/read", async (c) => c.json(await readFile(root, parseInput(ReadFileRequest, c.req.query()))))
+    .get("/raw", async (c) => {
+      const file = await openRawFile(root, parseInput(RawReadRequest, c.req.query()));
+      return new Response(file.body, {
+        headers: { "content-type": "application/octet-stream", "content-length": String(file.size) },
+      });
+    })
+    .put("/raw", async (c) => c.json(await writeRawFile(root, parseInput(RawWriteRequest, c.req.query()), c.req.raw.body)))
+    .post("/write", async (c) => c.json(await writeFile(root, parseInput(WriteFileRequest, await jsonBody(c)))))
+    .post("/edit", async (c) => c.json(await editFiles(root, parseInput(EditFilesRequest, await jsonBody(c)))))
+    .get("/list", async (c) => c.json(await listDirectory(root, parseInput(ListFilesRequest, c.req.query()))));
+}
