@@ -18,6 +18,8 @@ export const ServerConfig = z.object({
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** How many provisioner jobs this process runs at once. */
   provisionerConcurrency: z.coerce.number().int().min(0).max(64).default(4),
+  /** Seals provider keys at rest (64 hex chars or base64 of 32 bytes); generated into the data dir when absent. Replicas must share it. */
+  secretKey: z.string().min(32, "must be 32 bytes as 64 hex characters or base64").optional(),
   /** How many chat turns this process runs at once; 0 makes it an API-only replica. */
   chatConcurrency: z.coerce.number().int().min(0).max(100_000).default(500),
   /** How long a chat's lease lasts without a heartbeat before another server resumes the chat. */
@@ -32,6 +34,7 @@ const environmentNames: Record<keyof ServerConfig, string> = {
   postgresUrl: "KILN_POSTGRES_URL",
   logLevel: "KILN_LOG_LEVEL",
   provisionerConcurrency: "KILN_PROVISIONER_CONCURRENCY",
+  secretKey: "KILN_SECRET_KEY",
   chatConcurrency: "KILN_CHAT_CONCURRENCY",
   chatLeaseMs: "KILN_CHAT_LEASE_MS",
 };

@@ -6,7 +6,7 @@ export type Logger = pino.Logger;
 export const redactPaths = [
   "token", "*.token", "password", "*.password", "apiKey", "*.apiKey", "api_key", "*.api_key",
   "secret", "*.secret", "authorization", "*.authorization", "headers.authorization", "req.headers.authorization",
-  "req.headers.cookie", "agentToken", "*.agentToken", "env.KILN_AGENT_TOKEN",
+  "req.headers.cookie", "agentToken", "*.agentToken", "env.KILN_AGENT_TOKEN", "secretKey", "*.secretKey", "postgresUrl", "*.postgresUrl",
 ];
 
 export function createLogger(options: { level?: string; destination?: pino.DestinationStream } = {}): Logger {

@@ -35,7 +35,7 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const database = await openDatabase(config.postgresUrl ? { postgresUrl: config.postgresUrl } : { pgliteDir: path.join(config.dataDir, "db") }, log);
   await Templates.ensureBuiltins(database.db);
-  const secrets = createSecretBox(await loadServerKey({ dataDir: config.dataDir, configured: process.env.KILN_SECRET_KEY }));
+  const secrets = createSecretBox(await loadServerKey({ dataDir: config.dataDir, configured: config.secretKey }));
   const configured = await configureFromEnvironment(database.db, secrets, process.env, log);
   if (configured.providers.length > 0) log.info({ providers: configured.providers, defaultModel: configured.defaultModel }, "llm providers configured from environment");
 
