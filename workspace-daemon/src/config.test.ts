@@ -1,3 +1,5 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { describe, expect, test } from "vitest";
 import { ConfigError, loadConfig } from "./config.ts";
 
@@ -7,6 +9,7 @@ describe("loadConfig", () => {
       agentToken: "token",
       controlPlaneUrl: "https://kiln.example.com",
       workdir: process.cwd(),
+      stateDir: join(homedir(), ".kiln"),
       logLevel: "info",
     });
     expect(loadConfig({ KILN_AGENT_TOKEN: "t", KILN_URL: "http://10.0.0.1:3000", KILN_WORKDIR: "/tmp", KILN_LOG_LEVEL: "debug" })).toMatchObject({

@@ -1,5 +1,6 @@
 import { statSync } from "node:fs";
-import { resolve } from "node:path";
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
 import { z } from "zod";
 
 /** Unset and empty mean the same thing, so `KILN_LOG_LEVEL=` takes the default. */
@@ -29,6 +30,13 @@ export const DaemonEnvironment = z.object({
       .transform((path) => resolve(path))
       .refine(isDirectory, "must be an existing directory"),
   ),
+  // Where the daemon keeps state that must outlive it, such as the workspace's SSH host key.
+  KILN_STATE_DIR: optional(
+    z
+      .string()
+      .default(() => join(homedir(), ".kiln"))
+      .transform((path) => resolve(path)),
+  ),
   // pino level for the daemon's logs.
   KILN_LOG_LEVEL: optional(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
 });
@@ -38,6 +46,7 @@ export interface DaemonConfig {
   agentToken: string;
   controlPlaneUrl: string;
   workdir: string;
+  stateDir: string;
   logLevel: DaemonEnvironment["KILN_LOG_LEVEL"];
 }
 
@@ -62,6 +71,7 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Daemon
     agentToken: result.data.KILN_AGENT_TOKEN,
     controlPlaneUrl: result.data.KILN_URL,
     workdir: result.data.KILN_WORKDIR,
+    stateDir: result.data.KILN_STATE_DIR,
     logLevel: result.data.KILN_LOG_LEVEL,
   };
 }

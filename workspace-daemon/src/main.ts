@@ -3,8 +3,11 @@ import { RelayAgent } from "@kiln/tailnet";
 import pino from "pino";
 import { ControlPlaneClient } from "./agent/control-plane.ts";
 import { createDaemonApp } from "./api/app.ts";
+import { withByteStreams } from "./api/byte-streams.ts";
 import { ConfigError, loadConfig } from "./config.ts";
 import { ProcessManager } from "./processes/index.ts";
+import { PtyManager } from "./pty/index.ts";
+import { loadOrCreateHostKey, SshServer } from "./ssh/index.ts";
 import { version } from "./version.ts";
 
 /** kiln-daemon: dials out to the control plane and serves the workspace API through that tunnel only. */
@@ -25,12 +28,14 @@ async function main(): Promise<void> {
   for (const key of Object.keys(childEnvironment)) if (key.startsWith("KILN_")) delete childEnvironment[key];
 
   const processes = new ProcessManager({ root: config.workdir, log, env: childEnvironment });
-  const app = createDaemonApp({ root: config.workdir, processes, log, info: { version } });
+  const pty = new PtyManager({ root: config.workdir, log, env: childEnvironment });
+  const ssh = new SshServer({ hostKey: await loadOrCreateHostKey(config.stateDir), root: config.workdir, env: childEnvironment, log });
+  const app = createDaemonApp({ root: config.workdir, processes, pty, log, info: { version } });
   const controlPlane = new ControlPlaneClient({ url: config.controlPlaneUrl, token: config.agentToken, log, version, directory: config.workdir });
   const relay = new RelayAgent({
     url: `${config.controlPlaneUrl}/api/v1/agent/relay`,
     token: config.agentToken,
-    handler: getRequestListener(app.fetch) as never,
+    handler: withByteStreams({ pty, ssh, log }, getRequestListener(app.fetch) as never),
     log: log.child({ module: "relay" }),
     onStateChange: (state) => log.info({ state }, "relay state"),
   });
@@ -48,6 +53,8 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, "kiln-daemon shutting down");
     await controlPlane.reportLifecycle("shutting_down", { attempts: 2 });
+    ssh.close();
+    pty.shutdown();
     await processes.shutdown();
     await controlPlane.reportLifecycle("off", { attempts: 2 });
     await relay.stop();

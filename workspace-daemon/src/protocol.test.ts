@@ -12,6 +12,9 @@ const requestSchemas = {
   StartProcessRequest: Protocol.StartProcessRequest,
   ProcessOutputRequest: Protocol.ProcessOutputRequest,
   SignalProcessRequest: Protocol.SignalProcessRequest,
+  CreatePtyRequest: Protocol.CreatePtyRequest,
+  ResizePtyRequest: Protocol.ResizePtyRequest,
+  TcpStreamRequest: Protocol.TcpStreamRequest,
 };
 const responseSchemas = {
   ErrorBody: Protocol.ErrorBody,
@@ -23,6 +26,8 @@ const responseSchemas = {
   ProcessResult: Protocol.ProcessResult,
   ListProcessesResponse: Protocol.ListProcessesResponse,
   ProcessStreamEvent: Protocol.ProcessStreamEvent,
+  PtySessionInfo: Protocol.PtySessionInfo,
+  ListPtyResponse: Protocol.ListPtyResponse,
 };
 
 describe("protocol JSON schemas", () => {

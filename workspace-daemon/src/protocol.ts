@@ -16,6 +16,9 @@ export const LIMITS = {
   processDefaultTimeoutMs: 10_000,
   processMaxTimeoutMs: 4 * 60 * 60 * 1000,
   processMaxWaitMs: 5 * 60 * 1000,
+  /** Terminal output kept per PTY session and replayed to a viewer that (re)attaches. */
+  ptyScrollbackBytes: 2 * 1024 * 1024,
+  ptyMaxSessions: 64,
   outputHeadBytes: 16 * 1024,
   outputTailBytes: 16 * 1024,
   outputMaxLineBytes: 2048,
@@ -41,6 +44,10 @@ export const ErrorCode = z.enum([
   "process_not_found",
   "invalid_signal",
   "client_token_conflict",
+  "pty_not_found",
+  "session_exists",
+  "too_many_sessions",
+  "connection_refused",
   "internal_error",
 ]);
 export type ErrorCode = z.infer<typeof ErrorCode>;
@@ -282,3 +289,50 @@ export const ProcessStreamEvent = z.discriminatedUnion("type", [
   }),
 ]);
 export type ProcessStreamEvent = z.infer<typeof ProcessStreamEvent>;
+
+// ---------------------------------------------------------------- pty (terminal sessions)
+
+const TerminalSize = z.number().int().min(1).max(1000);
+
+export const CreatePtyRequest = z.object({
+  /** Session id to use (a client may pick one so a retried create is detectable); generated when omitted. */
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, "id must be 1-64 letters, digits, '-' or '_'").optional(),
+  /** Run this with `sh -c` instead of the user's login shell. */
+  command: z.string().min(1).optional(),
+  cols: TerminalSize.default(80),
+  rows: TerminalSize.default(24),
+  workdir: z.string().min(1).optional(),
+  env: z.record(z.string(), z.string()).optional(),
+});
+export type CreatePtyRequest = z.infer<typeof CreatePtyRequest>;
+
+export const ResizePtyRequest = z.object({ cols: TerminalSize, rows: TerminalSize });
+export type ResizePtyRequest = z.infer<typeof ResizePtyRequest>;
+
+export const PtySessionInfo = z.object({
+  id: z.string(),
+  command: z.string().nullable(),
+  pid: z.number().int(),
+  cols: z.number().int(),
+  rows: z.number().int(),
+  running: z.boolean(),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  /** Streams attached right now. */
+  viewers: z.number().int(),
+  scrollback_bytes: z.number().int(),
+  created_at: z.string(),
+});
+export type PtySessionInfo = z.infer<typeof PtySessionInfo>;
+
+export const ListPtyResponse = z.object({ sessions: z.array(PtySessionInfo) });
+export type ListPtyResponse = z.infer<typeof ListPtyResponse>;
+
+// ---------------------------------------------------------------- byte streams
+// POST streams whose request and response bodies are raw bytes (opened with the tunnel's openStream):
+//   /v1/pty/:id/attach   scrollback, then live terminal output; the request body is typed into the terminal
+//   /v1/ssh              an SSH connection to the daemon's built-in SSH server
+//   /v1/tcp?port=N       a TCP connection to 127.0.0.1:N inside the workspace
+
+export const TcpStreamRequest = z.object({ port: z.coerce.number().int().min(1).max(65535) });
+export type TcpStreamRequest = z.infer<typeof TcpStreamRequest>;

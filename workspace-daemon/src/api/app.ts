@@ -9,11 +9,15 @@ import type { ErrorBody, InfoResponse } from "../protocol.ts";
 import type { DaemonEnv } from "./context.ts";
 import { fileRoutes } from "./files.ts";
 import { processRoutes } from "./processes.ts";
+import type { PtyManager } from "../pty/index.ts";
+import { ptyRoutes } from "./pty.ts";
 
 export interface DaemonAppDeps {
   /** Directory relative paths resolve against. */
   root: string;
   processes: ProcessManager;
+  /** Terminal sessions; the `/v1/pty` routes exist only when given. */
+  pty?: PtyManager;
   log: Logger;
   info: { version: string };
 }
@@ -56,6 +60,7 @@ export function createDaemonApp(deps: DaemonAppDeps) {
   });
   app.route("/v1/files", fileRoutes(deps.root));
   app.route("/v1/processes", processRoutes(deps.processes));
+  if (deps.pty) app.route("/v1/pty", ptyRoutes(deps.pty));
 
   app.notFound((c) => {
     const body: ErrorBody = { error: { code: "route_not_found", message: `no route for ${c.req.method} ${c.req.path}` } };

@@ -1,0 +1,263 @@
+import { constants, type Dir, type Stats } from "node:fs";
+import { chmod, chown, lstat, mkdir, open, opendir, readlink, rename, rmdir, stat, symlink, truncate, unlink, utimes, type FileHandle } from "node:fs/promises";
+import { posix } from "node:path";
+import type { Logger } from "pino";
+import ssh2 from "ssh2";
+import type { Attributes, FileEntry, InputAttributes, SFTPWrapper } from "ssh2";
+
+const { STATUS_CODE, OPEN_MODE } = ssh2.utils.sftp;
+
+/** Largest READ answered in one reply; clients ask for 32 KiB (OpenSSH) to 256 KiB. */
+const MAX_READ_BYTES = 256 * 1024;
+const READDIR_BATCH = 256;
+
+type OpenHandle = { kind: "file"; file: FileHandle; path: string } | { kind: "directory"; dir: Dir; path: string; started: boolean; done: boolean };
+
+export interface SftpOptions {
+  /** What relative paths resolve against (the session's starting directory). */
+  root: string;
+  log: Logger;
+}
+
+/**
+ * The server side of SFTP v3 over `sftp`, backed by the workspace's filesystem: the
+ * requests OpenSSH's `sftp` and `scp` (which speaks SFTP since OpenSSH 9) and IDEs send.
+ * Requests are answered as their filesystem calls finish, so pipelined reads and writes
+ * run concurrently.
+ */
+export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
+  const handles = new Map<number, OpenHandle>();
+  let nextHandle = 1;
+  const resolve = (path: string) => posix.resolve(options.root, path || ".");
+
+  const handleOf = (buffer: Buffer): OpenHandle | undefined => (buffer.length === 4 ? handles.get(buffer.readUInt32BE(0)) : undefined);
+  const addHandle = (handle: OpenHandle): Buffer => {
+    const id = nextHandle++;
+    handles.set(id, handle);
+    const buffer = Buffer.alloc(4);
+    buffer.writeUInt32BE(id, 0);
+    return buffer;
+  };
+
+  /** Runs a request; a thrown filesystem error becomes the matching SFTP status. */
+  const respond = (requestId: number, work: () => Promise<void>) => {
+    work().catch((error: NodeJS.ErrnoException) => {
+      const [code, message] = statusOf(error);
+      if (code === STATUS_CODE.FAILURE) options.log.debug({ err: error }, "sftp request failed");
+      sftp.status(requestId, code, message);
+    });
+  };
+  const ok = (requestId: number) => sftp.status(requestId, STATUS_CODE.OK);
+  const badHandle = (requestId: number) => sftp.status(requestId, STATUS_CODE.FAILURE, "invalid handle");
+
+  sftp.on("OPEN", (requestId, filename, flags, attrs) => respond(requestId, async () => {
+    const file = await open(resolve(filename), openFlags(flags), attrs.mode ?? 0o666);
+    sftp.handle(requestId, addHandle({ kind: "file", file, path: resolve(filename) }));
+  }));
+
+  sftp.on("READ", (requestId, handleBuffer, offset, length) => {
+    const handle = handleOf(handleBuffer);
+    if (handle?.kind !== "file") return badHandle(requestId);
+    respond(requestId, async () => {
+      const buffer = Buffer.allocUnsafe(Math.min(length, MAX_READ_BYTES));
+      const { bytesRead } = await handle.file.read(buffer, 0, buffer.length, offset);
+      if (bytesRead === 0) sftp.status(requestId, STATUS_CODE.EOF);
+      else sftp.data(requestId, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+    });
+  });
+
+  sftp.on("WRITE", (requestId, handleBuffer, offset, data) => {
+    const handle = handleOf(handleBuffer);
+    if (handle?.kind !== "file") return badHandle(requestId);
+    respond(requestId, async () => {
+      let written = 0;
+      while (written < data.length) written += (await handle.file.write(data, written, data.length - written, offset + written)).bytesWritten;
+      ok(requestId);
+    });
+  });
+
+  sftp.on("CLOSE", (requestId, handleBuffer) => {
+    const id = handleBuffer.length === 4 ? handleBuffer.readUInt32BE(0) : -1;
+    const handle = handles.get(id);
+    if (!handle) return badHandle(requestId);
+    handles.delete(id);
+    respond(requestId, async () => {
+      if (handle.kind === "file") await handle.file.close();
+      else await handle.dir.close().catch(() => {});
+      ok(requestId);
+    });
+  });
+
+  sftp.on("FSTAT", (requestId, handleBuffer) => {
+    const handle = handleOf(handleBuffer);
+    if (handle?.kind !== "file") return badHandle(requestId);
+    respond(requestId, async () => sftp.attrs(requestId, attributesOf(await handle.file.stat())));
+  });
+
+  sftp.on("FSETSTAT", (requestId, handleBuffer, attrs) => {
+    const handle = handleOf(handleBuffer);
+    if (handle?.kind !== "file") return badHandle(requestId);
+    respond(requestId, async () => {
+      await applyAttributes(attrs, {
+        truncate: (size) => handle.file.truncate(size),
+        chown: (uid, gid) => handle.file.chown(uid, gid),
+        chmod: (mode) => handle.file.chmod(mode),
+        utimes: (atime, mtime) => handle.file.utimes(atime, mtime),
+      });
+      ok(requestId);
+    });
+  });
+
+  sftp.on("SETSTAT", (requestId, path, attrs) => respond(requestId, async () => {
+    const target = resolve(path);
+    await applyAttributes(attrs, {
+      truncate: (size) => truncate(target, size),
+      chown: (uid, gid) => chown(target, uid, gid),
+      chmod: (mode) => chmod(target, mode),
+      utimes: (atime, mtime) => utimes(target, atime, mtime),
+    });
+    ok(requestId);
+  }));
+
+  sftp.on("STAT", (requestId, path) => respond(requestId, async () => sftp.attrs(requestId, attributesOf(await stat(resolve(path))))));
+  sftp.on("LSTAT", (requestId, path) => respond(requestId, async () => sftp.attrs(requestId, attributesOf(await lstat(resolve(path))))));
+
+  sftp.on("OPENDIR", (requestId, path) => respond(requestId, async () => {
+    const dir = await opendir(resolve(path));
+    sftp.handle(requestId, addHandle({ kind: "directory", dir, path: resolve(path), started: false, done: false }));
+  }));
+
+  sftp.on("READDIR", (requestId, handleBuffer) => {
+    const handle = handleOf(handleBuffer);
+    if (handle?.kind !== "directory") return badHandle(requestId);
+    respond(requestId, async () => {
+      if (handle.done) return sftp.status(requestId, STATUS_CODE.EOF);
+      const names: FileEntry[] = [];
+      // `.` and `..` first, as sftp-server sends them; clients expect to skip them.
+      if (!handle.started) {
+        handle.started = true;
+        for (const name of [".", ".."]) {
+          const stats = await stat(posix.join(handle.path, name)).catch(() => null);
+          if (stats) names.push(entryOf(name, stats));
+        }
+      }
+      while (names.length < READDIR_BATCH) {
+        const entry = await handle.dir.read();
+        if (!entry) {
+          handle.done = true;
+          break;
+        }
+        const stats = await lstat(posix.join(handle.path, entry.name)).catch(() => null);
+        if (stats) names.push(entryOf(entry.name, stats));
+      }
+      if (names.length === 0) sftp.status(requestId, STATUS_CODE.EOF);
+      else sftp.name(requestId, names);
+    });
+  });
+
+  sftp.on("REALPATH", (requestId, path) => {
+    const resolved = resolve(path);
+    sftp.name(requestId, [{ filename: resolved, longname: resolved, attrs: {} as Attributes }]);
+  });
+
+  sftp.on("READLINK", (requestId, path) => respond(requestId, async () => {
+    const target = await readlink(resolve(path));
+    sftp.name(requestId, [{ filename: target, longname: target, attrs: {} as Attributes }]);
+  }));
+
+  // OpenSSH sends SYMLINK's two paths in the opposite order from the draft (target first),
+  // and every common client follows OpenSSH; ssh2 names them by the draft.
+  sftp.on("SYMLINK", (requestId, first, second) => respond(requestId, async () => {
+    await symlink(first, resolve(second));
+    ok(requestId);
+  }));
+
+  sftp.on("MKDIR", (requestId, path, attrs) => respond(requestId, async () => {
+    await mkdir(resolve(path), { mode: attrs.mode ?? 0o777 });
+    ok(requestId);
+  }));
+  sftp.on("RMDIR", (requestId, path) => respond(requestId, async () => {
+    await rmdir(resolve(path));
+    ok(requestId);
+  }));
+  sftp.on("REMOVE", (requestId, path) => respond(requestId, async () => {
+    await unlink(resolve(path));
+    ok(requestId);
+  }));
+  sftp.on("RENAME", (requestId, from, to) => respond(requestId, async () => {
+    await rename(resolve(from), resolve(to));
+    ok(requestId);
+  }));
+
+  sftp.on("EXTENDED", (requestId) => sftp.status(requestId, STATUS_CODE.OP_UNSUPPORTED));
+
+  sftp.on("close", () => {
+    for (const handle of handles.values()) {
+      if (handle.kind === "file") void handle.file.close().catch(() => {});
+      else void handle.dir.close().catch(() => {});
+    }
+    handles.clear();
+  });
+}
+
+function openFlags(flags: number): number {
+  let result = 0;
+  const read = (flags & OPEN_MODE.READ) !== 0;
+  const write = (flags & OPEN_MODE.WRITE) !== 0 || (flags & OPEN_MODE.APPEND) !== 0;
+  result |= read && write ? constants.O_RDWR : write ? constants.O_WRONLY : constants.O_RDONLY;
+  if (flags & OPEN_MODE.APPEND) result |= constants.O_APPEND;
+  if (flags & OPEN_MODE.CREAT) result |= constants.O_CREAT;
+  if (flags & OPEN_MODE.TRUNC) result |= constants.O_TRUNC;
+  if (flags & OPEN_MODE.EXCL) result |= constants.O_EXCL;
+  return result;
+}
+
+function attributesOf(stats: Stats): Attributes {
+  return { mode: stats.mode, uid: stats.uid, gid: stats.gid, size: stats.size, atime: Math.floor(stats.atimeMs / 1000), mtime: Math.floor(stats.mtimeMs / 1000) };
+}
+
+function entryOf(name: string, stats: Stats): FileEntry {
+  return { filename: name, longname: longnameOf(name, stats), attrs: attributesOf(stats) };
+}
+
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** An `ls -l` line; OpenSSH's `sftp ls -l` prints it as given. */
+function longnameOf(name: string, stats: Stats): string {
+  const type = stats.isDirectory() ? "d" : stats.isSymbolicLink() ? "l" : stats.isFIFO() ? "p" : stats.isSocket() ? "s" : stats.isCharacterDevice() ? "c" : stats.isBlockDevice() ? "b" : "-";
+  const bits = "rwxrwxrwx".split("").map((letter, index) => (stats.mode & (0o400 >> index) ? letter : "-")).join("");
+  const date = stats.mtime;
+  const recent = Math.abs(Date.now() - date.getTime()) < 180 * 24 * 3600 * 1000;
+  const when = `${MONTHS[date.getMonth()]} ${String(date.getDate()).padStart(2)} ${recent ? `${String(date.getHours()).padStart(2, "0")}:${String(date.getMinutes()).padStart(2, "0")}` : ` ${date.getFullYear()}`}`;
+  return `${type}${bits} ${String(stats.nlink).padStart(4)} ${String(stats.uid).padEnd(8)} ${String(stats.gid).padEnd(8)} ${String(stats.size).padStart(8)} ${when} ${name}`;
+}
+
+interface AttributeSetters {
+  truncate(size: number): Promise<void>;
+  chown(uid: number, gid: number): Promise<void>;
+  chmod(mode: number): Promise<void>;
+  utimes(atime: number, mtime: number): Promise<void>;
+}
+
+async function applyAttributes(attrs: InputAttributes, set: AttributeSetters): Promise<void> {
+  if (attrs.size !== undefined) await set.truncate(attrs.size);
+  if (attrs.uid !== undefined && attrs.gid !== undefined) await set.chown(attrs.uid, attrs.gid);
+  if (attrs.mode !== undefined) await set.chmod((typeof attrs.mode === "string" ? Number.parseInt(attrs.mode, 8) : attrs.mode) & 0o7777);
+  if (attrs.atime !== undefined && attrs.mtime !== undefined) await set.utimes(toSeconds(attrs.atime), toSeconds(attrs.mtime));
+}
+
+function toSeconds(time: number | Date): number {
+  return time instanceof Date ? time.getTime() / 1000 : time;
+}
+
+function statusOf(error: NodeJS.ErrnoException): [number, string] {
+  switch (error.code) {
+    case "ENOENT":
+      return [STATUS_CODE.NO_SUCH_FILE, "No such file"];
+    case "EACCES":
+    case "EPERM":
+      return [STATUS_CODE.PERMISSION_DENIED, "Permission denied"];
+    default:
+      return [STATUS_CODE.FAILURE, error.message];
+  }
+}
