@@ -42,7 +42,7 @@ describe("kiln chat CLI", () => {
       );
       const asked = await cli(["chat", "write x", "--workspace", "dev"]);
       expect(asked.code).toBe(2);
-      expect(asked.stderr).toContain("needs approval");
+      expect(asked.stderr).toContain(`needs approval: kiln chats approve`);
       const chatId = JSON.parse((await cli(["chats", "list", "--output", "json"])).stdout)[0].id;
       const approved = await cli(["chats", "approve", chatId]);
       expect(approved.code, approved.stderr).toBe(0);

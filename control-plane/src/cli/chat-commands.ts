@@ -52,7 +52,7 @@ export async function followChat(url: string, token: string, chatId: string): Pr
               else printMessage(message);
             }
             // The chat was made pending before this stream opened, so any settled status means the turn ended.
-            const code = exitFor(payload.chat.status as string, payload.chat.last_error);
+            const code = exitFor(chatId, payload.chat.status as string, payload.chat.last_error);
             if (code !== null) return code;
             break;
           }
@@ -77,7 +77,7 @@ export async function followChat(url: string, token: string, chatId: string): Pr
             info(dim(`provider error, retrying in ${payload.delay_ms} ms: ${payload.message}`));
             break;
           case "status": {
-            const code = exitFor(payload.status, payload.error);
+            const code = exitFor(chatId, payload.status, payload.error);
             if (code !== null) return code;
             break;
           }
@@ -90,14 +90,14 @@ export async function followChat(url: string, token: string, chatId: string): Pr
   throw new Error("lost the chat stream too many times");
 }
 
-function exitFor(status: string, error: string | null): number | null {
+function exitFor(chatId: string, status: string, error: string | null): number | null {
   if (status === "waiting") return 0;
   if (status === "error") {
     info(`error: ${error ?? "the chat failed"}`);
     return 1;
   }
   if (status === "requires_action") {
-    info("the agent is waiting for an approval");
+    info(`the agent's tool call needs approval: kiln chats approve ${chatId} (or --deny)`);
     return 2;
   }
   return null;

@@ -1,6 +1,6 @@
 import http2 from "node:http2";
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from "node:http2";
-import { Readable, pipeline, type Duplex } from "node:stream";
+import { PassThrough, Readable, pipeline, type Duplex } from "node:stream";
 import { WebSocket, createWebSocketStream } from "ws";
 import { TunnelError, type AgentConnection, type AgentFetchInit, type Logger } from "../transport.ts";
 import { abortReason } from "./abort-reason.ts";
@@ -124,7 +124,20 @@ export class RelayConnection implements AgentConnection {
           resolve(new Response(null, { status, headers: webHeaders }));
           return;
         }
-        const responseBody = Readable.toWeb(stream) as ReadableStream<Uint8Array>;
+        // Only the response side becomes the body: toWeb on the duplex itself reports a premature close when
+        // the daemon finishes (and resets the stream) before our request side has emitted 'finish'.
+        const readable = new PassThrough();
+        stream.pipe(readable);
+        stream.on("error", (error) => readable.destroy(this.#streamError(path, error)));
+        stream.once("close", () => {
+          if (!stream.readableEnded) readable.destroy(this.#streamError(path, undefined));
+        });
+        signal?.addEventListener("abort", () => readable.destroy(abortReason(signal)), { once: true });
+        // A consumer that cancels the body cancels the HTTP/2 stream, so the daemon stops sending.
+        readable.once("close", () => {
+          if (!stream.readableEnded && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
+        });
+        const responseBody = Readable.toWeb(readable) as ReadableStream<Uint8Array>;
         resolve(new Response(responseBody, { status, headers: webHeaders }));
       });
 
