@@ -11,7 +11,16 @@ async function call<T>(connection: AgentConnection, context: ToolContext, path: 
     body: init.body !== undefined ? JSON.stringify(init.body) : undefined,
     signal: context.signal,
   });
-  const body = (await response.json().catch(() => null)) as (T & { error?: { code: string; message: string; details?: unknown } }) | null;
+  const text = await response.text();
+  let body: (T & { error?: { code: string; message: string; details?: unknown } }) | null = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // reported below
+  }
+  if (response.ok && body === null) {
+    return { ok: false, output: { output: `error: the workspace agent sent an unreadable response (HTTP ${response.status}): ${text.slice(0, 200)}`, isError: true } };
+  }
   if (!response.ok) {
     const error = body?.error;
     return { ok: false, output: { output: `error (${error?.code ?? response.status}): ${error?.message ?? "request failed"}${error?.details ? `\ndetails: ${JSON.stringify(error.details)}` : ""}`, isError: true, data: body } };
