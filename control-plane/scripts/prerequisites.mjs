@@ -1,4 +1,4 @@
-// Finds (and in strict mode installs) what the test suite needs beyond Node: PostgreSQL for now.
+// Finds (and in strict mode installs) what the test suite needs beyond Node: PostgreSQL and Chromium.
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
@@ -29,6 +29,16 @@ export function ensurePrerequisites({ strict }) {
       const message = "PostgreSQL (initdb/pg_ctl) not found; install it (Debian: apt-get install postgresql) or set KILN_TEST_POSTGRES_URL";
       if (strict) problems.push(message);
       else log(`${message}. Database tests will run on embedded PGlite only.`);
+    }
+  }
+  // The dashboard's browser tests drive Debian's Chromium (never a downloaded browser).
+  const chromium = process.env.KILN_CHROMIUM ?? "/usr/bin/chromium";
+  if (!existsSync(chromium)) {
+    if (strict) aptInstall(["chromium"]);
+    if (!existsSync(chromium)) {
+      const message = `Chromium not found at ${chromium}; install it (Debian: apt-get install chromium) or set KILN_CHROMIUM`;
+      if (strict) problems.push(message);
+      else log(`!!! ${message}. The dashboard's browser tests will be SKIPPED. !!!`);
     }
   }
   if (process.getuid?.() === 0 && findPostgres() && spawnSync("id", ["-u", "postgres"]).status !== 0) {

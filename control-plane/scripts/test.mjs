@@ -32,6 +32,8 @@ if (problems.length > 0) {
 
 step("type-checking");
 mustRun(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.json", "--noEmit"]);
+step("type-checking the dashboard (control-plane/web)");
+mustRun(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "control-plane/web/tsconfig.json", "--noEmit"]);
 
 step("running tests (vitest)");
 const report = path.join(os.tmpdir(), `kiln-vitest-${process.pid}.json`);

@@ -12,6 +12,7 @@ import { authRoutes, requireActor, sessionRoutes } from "./routes/auth.ts";
 import { templateRoutes } from "./routes/templates.ts";
 import { userRoutes } from "./routes/users.ts";
 import { workspaceRoutes } from "./routes/workspaces.ts";
+import { dashboardRoutes } from "../web/dashboard.ts";
 
 export type App = OpenAPIHono<AppEnv>;
 
@@ -66,6 +67,8 @@ export function createApp(deps: AppDeps): App {
   app.route("/api/v1", adminRoutes(deps, { toolNames }));
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  // The dashboard (static files with an SPA fallback) answers every GET the API does not.
+  if (deps.dashboard) app.route("/", dashboardRoutes(deps.dashboard));
   return app;
 }
 

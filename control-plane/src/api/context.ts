@@ -23,6 +23,8 @@ export interface AppDeps {
     resolveModelId(reference: string | null): Promise<string | null>;
     compactNow(chatId: string): Promise<boolean>;
   };
+  /** Serve the built dashboard at `/` (its dist directory; the default build output when omitted). */
+  dashboard?: { directory?: string };
 }
 
 export interface AppEnv {

@@ -20,6 +20,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/auth/session": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Who is signed in (by bearer token or session cookie), or null; never a 401, so the dashboard can ask before signing in */
+        get: operations["auth.session"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users/first": {
         parameters: {
             query?: never;
@@ -94,7 +111,7 @@ export interface paths {
         };
         get?: never;
         put?: never;
-        /** Revoke the token that made this request */
+        /** Revoke the token that made this request (and clear the session cookie) */
         post: operations["auth.logout"];
         delete?: never;
         options?: never;
@@ -622,9 +639,8 @@ export interface components {
             version: string;
             has_users: boolean;
         };
-        Session: {
-            token: string;
-            user: components["schemas"]["User"];
+        CurrentSession: {
+            user: components["schemas"]["User"] | null;
         };
         User: {
             /** Format: uuid */
@@ -637,6 +653,10 @@ export interface components {
         };
         /** @enum {string} */
         Role: "owner" | "admin" | "member";
+        Session: {
+            token: string;
+            user: components["schemas"]["User"];
+        };
         Error: {
             error: {
                 /** @example invalid_request */
@@ -1022,9 +1042,32 @@ export interface operations {
             };
         };
     };
-    "auth.bootstrap": {
+    "auth.session": {
         parameters: {
             query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The signed-in user, or null */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["CurrentSession"];
+                };
+            };
+        };
+    };
+    "auth.bootstrap": {
+        parameters: {
+            query?: {
+                /** @description also set the HttpOnly 'kiln_session' session cookie (the dashboard's sign-in); needs the 'x-kiln-csrf' header */
+                cookie?: "true" | "false";
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1053,6 +1096,15 @@ export interface operations {
                     "application/json": components["schemas"]["Error"];
                 };
             };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
             /** @description Conflicts with the current state */
             409: {
                 headers: {
@@ -1066,7 +1118,10 @@ export interface operations {
     };
     "auth.login": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description also set the HttpOnly 'kiln_session' session cookie (the dashboard's sign-in); needs the 'x-kiln-csrf' header */
+                cookie?: "true" | "false";
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1202,6 +1257,15 @@ export interface operations {
             };
             /** @description Not authenticated */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -53,7 +53,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     database, secrets, tunnel: relay, log,
     worker: { concurrency: config.chatConcurrency, leaseMs: config.chatLeaseMs },
   });
-  const app = createApp({ database, log, tunnel: relay, version, secrets, chats: chatRuntime.api });
+  const app = createApp({ database, log, tunnel: relay, version, secrets, chats: chatRuntime.api, dashboard: {} });
   const http = createServer(getRequestListener(app.fetch));
   http.on("upgrade", (request, socket, head) => {
     if (!relay.handleUpgrade(request, socket, head)) socket.destroy();
