@@ -3,10 +3,10 @@ import { Command, Option } from "commander";
 import { ApiError, createKilnClient, unwrap, type KilnClient, type Schemas } from "../client/index.ts";
 import { parseServerConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
-import { startServer } from "../server/server.ts";
 import { version } from "../version.ts";
 import { registerAdminCommands } from "./admin-commands.ts";
 import { registerChatCommands } from "./chat-commands.ts";
+import { registerSshCommands } from "./ssh-commands.ts";
 import { clearCredentials, readCredentials, writeCredentials } from "./config-store.ts";
 import { info, printJson, printTable, type OutputFormat } from "./output.ts";
 import { followBuild, waitForAgent } from "./wait.ts";
@@ -31,6 +31,9 @@ program.command("server")
   .action(async (flags: { dataDir?: string; listen?: string; accessUrl?: string; postgresUrl?: string }) => {
     const config = parseServerConfig(flags);
     const log = createLogger({ level: config.logLevel });
+    // Loaded only here: the server pulls in every LLM SDK, which would slow every other command
+    // (and `kiln ssh --stdio`, which OpenSSH starts for each connection) by seconds.
+    const { startServer } = await import("../server/server.ts");
     const server = await startServer(config, log);
     log.info({ url: server.url, accessUrl: server.accessUrl, database: server.database.kind, dataDir: config.dataDir }, "kiln server ready");
     const hasUsers = unwrap(await createKilnClient({ url: server.accessUrl }).GET("/api/v1/buildinfo")).has_users;
@@ -200,6 +203,7 @@ program.command("exec").description("Run a command in a workspace, streaming its
 
 registerChatCommands(program, session);
 registerAdminCommands(program, session);
+registerSshCommands(program, session);
 
 const signalNumbers: Record<string, number> = { SIGHUP: 1, SIGINT: 2, SIGQUIT: 3, SIGKILL: 9, SIGTERM: 15 };
 

@@ -15,6 +15,7 @@ import * as Templates from "../templates/index.ts";
 import { createBuildHandler } from "../workspaces/build-job.ts";
 import { configureFromEnvironment } from "../admin/bootstrap.ts";
 import { createChatRuntime, type ChatRuntime } from "../chats/runtime.ts";
+import { InteractiveEndpoints } from "../interactive/index.ts";
 import { createSecretBox, loadServerKey } from "../secrets/index.ts";
 import { version } from "../version.ts";
 
@@ -55,8 +56,10 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   });
   const app = createApp({ database, log, tunnel: relay, version, secrets, chats: chatRuntime.api, dashboard: {} });
   const http = createServer(getRequestListener(app.fetch));
+  // Web terminal, SSH and port forwarding WebSockets (the relay's agent path is tried first).
+  const interactive = new InteractiveEndpoints({ database, tunnel: relay, log });
   http.on("upgrade", (request, socket, head) => {
-    if (!relay.handleUpgrade(request, socket, head)) socket.destroy();
+    if (!relay.handleUpgrade(request, socket, head) && !interactive.handleUpgrade(request, socket, head)) socket.destroy();
   });
   const [host, port] = splitListen(config.listen);
   await new Promise<void>((resolve, reject) => {
@@ -91,6 +94,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     async close() {
       await chatRuntime.stop();
       await runner.stop();
+      interactive.close();
       await relay.close();
       http.closeAllConnections?.();
       await new Promise<void>((resolve) => http.close(() => resolve()));

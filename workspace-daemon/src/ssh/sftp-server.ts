@@ -7,11 +7,18 @@ import type { Attributes, FileEntry, InputAttributes, SFTPWrapper } from "ssh2";
 
 const { STATUS_CODE, OPEN_MODE } = ssh2.utils.sftp;
 
-/** Largest READ answered in one reply; clients ask for 32 KiB (OpenSSH) to 256 KiB. */
-const MAX_READ_BYTES = 256 * 1024;
+/** Largest READ answered in one reply: ssh2 caps an SFTP packet near 34000 bytes; a shorter reply is legal and clients ask again. */
+const MAX_READ_BYTES = 32 * 1024;
 const READDIR_BATCH = 256;
 
-type OpenHandle = { kind: "file"; file: FileHandle; path: string } | { kind: "directory"; dir: Dir; path: string; started: boolean; done: boolean };
+/**
+ * `queue` orders a handle's requests: clients pipeline many READs/WRITEs and OpenSSH's
+ * upload trusts the order of the acknowledgements (it truncates the file at the last
+ * in-order ACK), so each handle answers in request order, as sftp-server does.
+ */
+type OpenHandle =
+  | { kind: "file"; file: FileHandle; path: string; queue: Promise<void> }
+  | { kind: "directory"; dir: Dir; path: string; started: boolean; done: boolean; queue: Promise<void> };
 
 export interface SftpOptions {
   /** What relative paths resolve against (the session's starting directory). */
@@ -39,26 +46,29 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
     return buffer;
   };
 
-  /** Runs a request; a thrown filesystem error becomes the matching SFTP status. */
-  const respond = (requestId: number, work: () => Promise<void>) => {
+  /** Runs a request; a thrown filesystem error becomes the matching SFTP status. Never rejects. */
+  const respond = (requestId: number, work: () => Promise<void>): Promise<void> =>
     work().catch((error: NodeJS.ErrnoException) => {
       const [code, message] = statusOf(error);
       if (code === STATUS_CODE.FAILURE) options.log.debug({ err: error }, "sftp request failed");
       sftp.status(requestId, code, message);
     });
+  /** Runs a request on `handle` after the handle's earlier requests have been answered. */
+  const inOrder = (handle: OpenHandle, requestId: number, work: () => Promise<void>) => {
+    handle.queue = handle.queue.then(() => respond(requestId, work));
   };
   const ok = (requestId: number) => sftp.status(requestId, STATUS_CODE.OK);
   const badHandle = (requestId: number) => sftp.status(requestId, STATUS_CODE.FAILURE, "invalid handle");
 
   sftp.on("OPEN", (requestId, filename, flags, attrs) => respond(requestId, async () => {
     const file = await open(resolve(filename), openFlags(flags), attrs.mode ?? 0o666);
-    sftp.handle(requestId, addHandle({ kind: "file", file, path: resolve(filename) }));
+    sftp.handle(requestId, addHandle({ kind: "file", file, path: resolve(filename), queue: Promise.resolve() }));
   }));
 
   sftp.on("READ", (requestId, handleBuffer, offset, length) => {
     const handle = handleOf(handleBuffer);
     if (handle?.kind !== "file") return badHandle(requestId);
-    respond(requestId, async () => {
+    inOrder(handle, requestId, async () => {
       const buffer = Buffer.allocUnsafe(Math.min(length, MAX_READ_BYTES));
       const { bytesRead } = await handle.file.read(buffer, 0, buffer.length, offset);
       if (bytesRead === 0) sftp.status(requestId, STATUS_CODE.EOF);
@@ -69,7 +79,7 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
   sftp.on("WRITE", (requestId, handleBuffer, offset, data) => {
     const handle = handleOf(handleBuffer);
     if (handle?.kind !== "file") return badHandle(requestId);
-    respond(requestId, async () => {
+    inOrder(handle, requestId, async () => {
       let written = 0;
       while (written < data.length) written += (await handle.file.write(data, written, data.length - written, offset + written)).bytesWritten;
       ok(requestId);
@@ -81,7 +91,7 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
     const handle = handles.get(id);
     if (!handle) return badHandle(requestId);
     handles.delete(id);
-    respond(requestId, async () => {
+    inOrder(handle, requestId, async () => {
       if (handle.kind === "file") await handle.file.close();
       else await handle.dir.close().catch(() => {});
       ok(requestId);
@@ -91,13 +101,13 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
   sftp.on("FSTAT", (requestId, handleBuffer) => {
     const handle = handleOf(handleBuffer);
     if (handle?.kind !== "file") return badHandle(requestId);
-    respond(requestId, async () => sftp.attrs(requestId, attributesOf(await handle.file.stat())));
+    inOrder(handle, requestId, async () => sftp.attrs(requestId, attributesOf(await handle.file.stat())));
   });
 
   sftp.on("FSETSTAT", (requestId, handleBuffer, attrs) => {
     const handle = handleOf(handleBuffer);
     if (handle?.kind !== "file") return badHandle(requestId);
-    respond(requestId, async () => {
+    inOrder(handle, requestId, async () => {
       await applyAttributes(attrs, {
         truncate: (size) => handle.file.truncate(size),
         chown: (uid, gid) => handle.file.chown(uid, gid),
@@ -124,13 +134,13 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
 
   sftp.on("OPENDIR", (requestId, path) => respond(requestId, async () => {
     const dir = await opendir(resolve(path));
-    sftp.handle(requestId, addHandle({ kind: "directory", dir, path: resolve(path), started: false, done: false }));
+    sftp.handle(requestId, addHandle({ kind: "directory", dir, path: resolve(path), started: false, done: false, queue: Promise.resolve() }));
   }));
 
   sftp.on("READDIR", (requestId, handleBuffer) => {
     const handle = handleOf(handleBuffer);
     if (handle?.kind !== "directory") return badHandle(requestId);
-    respond(requestId, async () => {
+    inOrder(handle, requestId, async () => {
       if (handle.done) return sftp.status(requestId, STATUS_CODE.EOF);
       const names: FileEntry[] = [];
       // `.` and `..` first, as sftp-server sends them; clients expect to skip them.
@@ -191,6 +201,13 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
 
   sftp.on("EXTENDED", (requestId) => sftp.status(requestId, STATUS_CODE.OP_UNSUPPORTED));
 
+  // The client's EOF ends the subsystem, as sftp-server exits on EOF (otherwise `scp` waits
+  // forever for the channel to close), with exit status 0: OpenSSH's scp fails a copy whose
+  // channel closed without one.
+  sftp.on("end", () => {
+    sendExitStatus(sftp, 0);
+    sftp.end();
+  });
   sftp.on("close", () => {
     for (const handle of handles.values()) {
       if (handle.kind === "file") void handle.file.close().catch(() => {});
@@ -198,6 +215,15 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
     }
     handles.clear();
   });
+}
+
+/**
+ * ssh2's SFTP stream (server side) has no `exit()` like its other channels, so this sends
+ * the channel's `exit-status` request through the connection's protocol object.
+ */
+function sendExitStatus(sftp: SFTPWrapper, status: number): void {
+  const channel = sftp as unknown as { _protocol?: { exitStatus(channelId: number, status: number): void }; outgoing?: { id: number; state: string } };
+  if (channel._protocol && channel.outgoing?.state === "open") channel._protocol.exitStatus(channel.outgoing.id, status);
 }
 
 function openFlags(flags: number): number {
