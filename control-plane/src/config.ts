@@ -18,6 +18,12 @@ export const ServerConfig = z.object({
   logLevel: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).default("info"),
   /** How many provisioner jobs this process runs at once. */
   provisionerConcurrency: z.coerce.number().int().min(0).max(64).default(4),
+  /** Terraform binary for terraform templates; the pinned build in .tools/ (provisioner/scripts/toolchain.mjs) when unset. */
+  terraformPath: z.string().min(1).optional(),
+  /** Terraform CLI config (TF_CLI_CONFIG_FILE) saying where providers install from, e.g. your own filesystem mirror. */
+  terraformCliConfig: z.string().min(1).optional(),
+  /** A terraform build or import running longer than this is interrupted and fails. */
+  terraformTimeoutMs: z.coerce.number().int().min(10_000).max(24 * 3_600_000).default(30 * 60_000),
   /** Seals provider keys at rest (64 hex chars or base64 of 32 bytes); generated into the data dir when absent. Replicas must share it. */
   secretKey: z.string().min(32, "must be 32 bytes as 64 hex characters or base64").optional(),
   /** How many chat turns this process runs at once; 0 makes it an API-only replica. */
@@ -34,6 +40,9 @@ const environmentNames: Record<keyof ServerConfig, string> = {
   postgresUrl: "KILN_POSTGRES_URL",
   logLevel: "KILN_LOG_LEVEL",
   provisionerConcurrency: "KILN_PROVISIONER_CONCURRENCY",
+  terraformPath: "KILN_TERRAFORM_PATH",
+  terraformCliConfig: "KILN_TERRAFORM_CLI_CONFIG",
+  terraformTimeoutMs: "KILN_TERRAFORM_TIMEOUT_MS",
   secretKey: "KILN_SECRET_KEY",
   chatConcurrency: "KILN_CHAT_CONCURRENCY",
   chatLeaseMs: "KILN_CHAT_LEASE_MS",

@@ -2,6 +2,7 @@ import { getRequestListener } from "@hono/node-server";
 import { RelayAgent } from "@kiln/tailnet";
 import pino from "pino";
 import { ControlPlaneClient } from "./agent/control-plane.ts";
+import { AgentDuties } from "./agent/duties.ts";
 import { createDaemonApp } from "./api/app.ts";
 import { withByteStreams } from "./api/byte-streams.ts";
 import { ConfigError, loadConfig } from "./config.ts";
@@ -32,6 +33,8 @@ async function main(): Promise<void> {
   const ssh = new SshServer({ hostKey: await loadOrCreateHostKey(config.stateDir), root: config.workdir, env: childEnvironment, log });
   const app = createDaemonApp({ root: config.workdir, processes, pty, log, info: { version } });
   const controlPlane = new ControlPlaneClient({ url: config.controlPlaneUrl, token: config.agentToken, log, version, directory: config.workdir });
+  // Startup/shutdown/cron scripts and metadata from the template; the agent's env joins childEnvironment.
+  const duties = new AgentDuties({ client: controlPlane, log, workdir: config.workdir, environment: childEnvironment });
   const relay = new RelayAgent({
     url: `${config.controlPlaneUrl}/api/v1/agent/relay`,
     token: config.agentToken,
@@ -44,8 +47,9 @@ async function main(): Promise<void> {
   await controlPlane.reportLifecycle("starting");
   relay.start();
   while (relay.state !== "connected" && relay.state !== "stopped") await relay.waitConnected(60_000).catch(() => {});
-  await controlPlane.reportLifecycle("ready");
-  log.info("kiln-daemon ready");
+  const started = await duties.start();
+  await controlPlane.reportLifecycle(started);
+  log.info({ state: started }, "kiln-daemon ready");
 
   let stopping = false;
   const stop = async (signal: string) => {
@@ -53,10 +57,11 @@ async function main(): Promise<void> {
     stopping = true;
     log.info({ signal }, "kiln-daemon shutting down");
     await controlPlane.reportLifecycle("shutting_down", { attempts: 2 });
+    const stopped = await duties.stop();
     ssh.close();
     pty.shutdown();
     await processes.shutdown();
-    await controlPlane.reportLifecycle("off", { attempts: 2 });
+    await controlPlane.reportLifecycle(stopped, { attempts: 2 });
     await relay.stop();
     process.exit(0);
   };

@@ -9,7 +9,8 @@ export const lifecycleStates = workspaceAgents.lifecycleState.enumValues;
 
 /** The agent a daemon's token belongs to, if the token is current and its workspace still exists. */
 export async function authenticate(db: Database, token: string): Promise<Agent | null> {
-  if (!token.startsWith("kiln-agent_")) return null;
+  // Kiln's own tokens, or the UUIDs an older Coder provider mints itself (recorded by the build).
+  if (!token.startsWith("kiln-agent_") && !/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(token)) return null;
   const [row] = await db.select({ agent: workspaceAgents }).from(workspaceAgents)
     .innerJoin(workspaces, eq(workspaces.id, workspaceAgents.workspaceId))
     .where(and(eq(workspaceAgents.tokenHash, sha256(token)), eq(workspaces.deleted, false))).limit(1);
@@ -38,6 +39,6 @@ export async function latestForWorkspace(db: Database, workspaceId: string): Pro
   return agent ?? null;
 }
 
-export async function update(db: Database, agentId: string, values: Partial<Pick<Agent, "lifecycleState" | "connectedAt" | "disconnectedAt" | "lastSeenAt" | "version" | "operatingSystem" | "architecture" | "directory">>): Promise<void> {
+export async function update(db: Database, agentId: string, values: Partial<Pick<Agent, "lifecycleState" | "connectedAt" | "disconnectedAt" | "lastSeenAt" | "version" | "operatingSystem" | "architecture" | "directory" | "startedAt" | "readyAt">>): Promise<void> {
   await db.update(workspaceAgents).set(values).where(eq(workspaceAgents.id, agentId));
 }

@@ -4,7 +4,7 @@ import type { Context } from "hono";
 import { HTTPException } from "hono/http-exception";
 import { KilnError, type ErrorBody } from "../errors.ts";
 import type { AppDeps, AppEnv } from "./context.ts";
-import { agentRoutes } from "./routes/agent.ts";
+import { agentDownloadRoutes, agentRoutes } from "./routes/agent.ts";
 import { toolNames } from "../chats/tools/index.ts";
 import { adminRoutes } from "./routes/admin.ts";
 import { chatRoutes } from "./routes/chats.ts";
@@ -52,6 +52,8 @@ export function createApp(deps: AppDeps): App {
 
   // Unauthenticated: bootstrap, login, and the daemon-facing routes (which check agent tokens themselves).
   app.route("/api/v1", authRoutes(deps));
+  // Downloads first: they are public, and the agent routes below require an agent token.
+  app.route("/api/v1/agent/download", agentDownloadRoutes(deps));
   app.route("/api/v1/agent", agentRoutes(deps));
 
   app.doc31("/api/v1/openapi.json", {

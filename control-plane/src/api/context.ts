@@ -4,6 +4,7 @@ import type { DatabaseHandle } from "../db/index.ts";
 import type { ChatEventBus } from "../chats/events.ts";
 import type { Logger } from "../logger.ts";
 import type { SecretBox } from "../secrets/index.ts";
+import type { DaemonBundle } from "../agents/daemon-bundle.ts";
 
 /** The tunnel as the API sees it: reach an agent, tell whether it is connected, cut it off. */
 export interface Tunnel extends Pick<Transport, "dial" | "isConnected"> {
@@ -17,6 +18,8 @@ export interface AppDeps {
   tunnel: Tunnel;
   version: string;
   secrets: SecretBox;
+  /** Builds the kiln-daemon bundle workspaces download; one is made on demand when absent. */
+  daemonBundler?: { get(): Promise<DaemonBundle> };
   chats: {
     bus: ChatEventBus;
     /** A model reference (id or name; null for the default) to a model id; throws a 400 for unknown ones. */

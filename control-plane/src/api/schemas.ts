@@ -1,4 +1,5 @@
 import { z } from "@hono/zod-openapi";
+import { AgentConfig } from "@kiln/workspace-daemon/agent-protocol";
 
 export const ErrorBody = z.object({
   error: z.object({
@@ -39,6 +40,46 @@ export const Template = z.object({
   active_version_id: z.uuid().nullable(),
   created_at: z.string(),
 }).openapi("Template");
+
+const TemplateParameterSchema = z.object({
+  name: z.string(), display_name: z.string(), description: z.string(),
+  type: z.enum(["string", "number", "bool", "list(string)"]), form_type: z.string(),
+  mutable: z.boolean(), ephemeral: z.boolean(), default: z.string().nullable(), icon: z.string(),
+  options: z.array(z.object({ name: z.string(), description: z.string(), value: z.string(), icon: z.string() })),
+  validation: z.object({ min: z.number().nullable(), max: z.number().nullable(), monotonic: z.string(), regex: z.string(), error: z.string() }).nullable(),
+  required: z.boolean(), order: z.number().int(),
+}).openapi("TemplateParameter");
+
+export const TemplateVersion = z.object({
+  id: z.uuid(),
+  template_id: z.uuid(),
+  name: z.string(),
+  message: z.string(),
+  status: z.enum(["pending", "running", "succeeded", "failed", "canceled"]).describe("the import job's status"),
+  active: z.boolean(),
+  job_id: z.uuid().nullable(),
+  error: z.string().nullable().describe("why the import failed: Terraform's diagnostics"),
+  created_by: z.string().nullable(),
+  created_at: z.string(),
+  parameters: z.array(TemplateParameterSchema),
+  agents: z.array(z.record(z.string(), z.unknown())).describe("coder_agent resources with their scripts, apps and metadata"),
+  resources: z.array(z.record(z.string(), z.unknown())).describe("infrastructure resources with their coder_metadata"),
+  variables: z.array(z.string()).describe("names of the Terraform variables given values at push"),
+}).openapi("TemplateVersion");
+
+export const PushTemplateVersionRequest = z.object({
+  files: z.array(z.object({
+    path: z.string().min(1).max(1024),
+    mode: z.number().int().min(0).max(0o777).default(0o644),
+    content: z.string().describe("base64"),
+  })).min(1).max(1000),
+  name: z.string().max(64).optional().describe("version name; v<N> when omitted"),
+  message: z.string().max(4096).optional(),
+  variables: z.record(z.string(), z.string()).optional().describe("values for the module's Terraform variables"),
+  activate: z.boolean().optional().describe("make the version active once its import succeeds (default true)"),
+  display_name: z.string().max(128).optional(),
+  description: z.string().max(4096).optional(),
+}).openapi("PushTemplateVersionRequest");
 
 export const WorkspaceStatus = z.enum(["pending", "starting", "running", "stopping", "stopped", "failed", "canceling", "canceled", "deleting", "deleted"]).openapi("WorkspaceStatus");
 export const JobStatus = z.enum(["pending", "running", "succeeded", "canceling", "canceled", "failed"]).openapi("JobStatus");
@@ -87,6 +128,41 @@ export const BuildLog = z.object({
   output: z.string(),
 }).openapi("BuildLog");
 
+export const AgentLog = z.object({
+  id: z.number().int(),
+  created_at: z.string(),
+  source: z.string().describe("the script's display name, or 'agent'"),
+  level: z.enum(["debug", "info", "warn", "error"]),
+  output: z.string(),
+}).openapi("AgentLog");
+
+export const WorkspaceAgentInfo = z.object({
+  workspace_id: z.uuid(),
+  build_number: z.number().int().nullable().describe("the build the resources come from"),
+  resources: z.array(z.record(z.string(), z.unknown())).describe("address, type, name, agents, hide, icon, daily_cost, metadata [{ key, value, sensitive }]"),
+  agent: z.object({
+    id: z.uuid(),
+    name: z.string(),
+    lifecycle_state: LifecycleState,
+    connected: z.boolean(),
+    version: z.string().nullable(),
+    operating_system: z.string().nullable(),
+    architecture: z.string().nullable(),
+    directory: z.string().nullable(),
+    started_at: z.string().nullable(),
+    ready_at: z.string().nullable(),
+    scripts: z.array(z.object({
+      display_name: z.string(), run_on_start: z.boolean(), run_on_stop: z.boolean(), start_blocks_login: z.boolean(), timeout_seconds: z.number().int(), cron: z.string(),
+    })),
+    apps: z.array(z.record(z.string(), z.unknown())),
+    metadata: z.array(z.object({ key: z.string(), display_name: z.string(), value: z.string().nullable(), error: z.string().nullable(), collected_at: z.string().nullable() })),
+    script_runs: z.array(z.object({
+      script: z.string(), stage: z.enum(["start", "stop", "cron"]), status: z.enum(["ok", "exit_failure", "timed_out", "start_failure"]),
+      exit_code: z.number().int().nullable(), started_at: z.string(), ended_at: z.string(),
+    })),
+  }).nullable(),
+}).openapi("WorkspaceAgentInfo");
+
 export const ExecRequest = z.object({
   command: z.string().min(1).describe("run with sh -c in the workspace"),
   workdir: z.string().optional(),
@@ -104,9 +180,11 @@ export const AgentLifecycleRequest = z.object({
 
 export const AgentManifest = z.object({
   agent_id: z.uuid(),
+  agent_name: z.string(),
   workspace_id: z.uuid(),
   workspace_name: z.string(),
   owner_name: z.string(),
+  config: AgentConfig.nullable().describe("what the daemon runs; null until the build has recorded it"),
 }).openapi("AgentManifest");
 
 export const WorkspaceParam = z.object({ workspace: z.string().min(1).openapi({ param: { name: "workspace", in: "path" }, description: "workspace id, name (yours), or owner/name (admins)" }) });

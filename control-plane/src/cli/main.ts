@@ -6,6 +6,7 @@ import { createLogger } from "../logger.ts";
 import { version } from "../version.ts";
 import { registerAdminCommands } from "./admin-commands.ts";
 import { registerChatCommands } from "./chat-commands.ts";
+import { registerTemplateCommands } from "./template-commands.ts";
 import { registerSshCommands } from "./ssh-commands.ts";
 import { clearCredentials, readCredentials, writeCredentials } from "./config-store.ts";
 import { info, printJson, printTable, type OutputFormat } from "./output.ts";
@@ -202,6 +203,7 @@ program.command("exec").description("Run a command in a workspace, streaming its
   });
 
 registerChatCommands(program, session);
+registerTemplateCommands(program, session);
 registerAdminCommands(program, session);
 registerSshCommands(program, session);
 

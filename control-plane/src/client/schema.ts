@@ -70,6 +70,57 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agent/download/kiln-daemon": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The kiln-daemon bundle (one ES module file for Node ≥ 20); 404 unless `version` is this server's */
+        get: operations["agent.downloadDaemon"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agent/download/init-script": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Kiln's agent init script as the Coder provider receives it (placeholders ${ACCESS_URL} and ${AUTH_TYPE} unreplaced) */
+        get: operations["agent.initScript"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agent/download/node": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** This server's Node.js binary, for workspaces on the same platform that have no Node ≥ 20 */
+        get: operations["agent.downloadNode"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agent/manifest": {
         parameters: {
             query?: never;
@@ -96,6 +147,57 @@ export interface paths {
         get?: never;
         put?: never;
         post: operations["agent.lifecycle"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agent/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Output of the agent's scripts */
+        post: operations["agent.logs"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agent/metadata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Values of the agent's metadata items (coder_agent metadata blocks) */
+        post: operations["agent.metadata"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agent/script-runs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** How the agent's script runs ended */
+        post: operations["agent.scriptRuns"];
         delete?: never;
         options?: never;
         head?: never;
@@ -231,6 +333,73 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/templates/{template}/versions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["templates.listVersions"];
+        put?: never;
+        /** Upload a new immutable version of a terraform template (creating the template on first push); its import runs as a job */
+        post: operations["templates.pushVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/templates/{template}/versions/{version}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get: operations["templates.getVersion"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/templates/{template}/versions/{version}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Import logs (Terraform's output); with follow=true a text/event-stream that ends when the import finishes */
+        get: operations["templates.versionLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/templates/{template}/versions/{version}/promote": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Make a version the one new workspaces are built from */
+        post: operations["templates.promoteVersion"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/workspaces": {
         parameters: {
             query?: never;
@@ -274,6 +443,40 @@ export interface paths {
         put?: never;
         /** Start, stop or delete a workspace */
         post: operations["workspaces.build"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/agent-info": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The build's resources (with coder_metadata) and the agent: lifecycle, scripts and their runs, apps, metadata values */
+        get: operations["workspaces.agentInfo"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/agent-logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Output of the agent's startup, shutdown and cron scripts; with follow=true a text/event-stream (resume with Last-Event-ID) */
+        get: operations["workspaces.agentLogs"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -681,10 +884,37 @@ export interface components {
         AgentManifest: {
             /** Format: uuid */
             agent_id: string;
+            agent_name: string;
             /** Format: uuid */
             workspace_id: string;
             workspace_name: string;
             owner_name: string;
+            /** @description what the daemon runs; null until the build has recorded it */
+            config: {
+                directory: string | null;
+                env: {
+                    [key: string]: string;
+                };
+                scripts: {
+                    display_name: string;
+                    script: string;
+                    run_on_start: boolean;
+                    run_on_stop: boolean;
+                    start_blocks_login: boolean;
+                    timeout_seconds: number;
+                    /** @default  */
+                    cron: string;
+                    /** @default  */
+                    log_path: string;
+                }[];
+                metadata: {
+                    key: string;
+                    display_name: string;
+                    script: string;
+                    interval_seconds: number;
+                    timeout_seconds: number;
+                }[];
+            } | null;
         };
         AgentLifecycleRequest: {
             state: components["schemas"]["AgentLifecycleState"];
@@ -730,6 +960,92 @@ export interface components {
             /** Format: uuid */
             active_version_id: string | null;
             created_at: string;
+        };
+        TemplateVersion: {
+            /** Format: uuid */
+            id: string;
+            /** Format: uuid */
+            template_id: string;
+            name: string;
+            message: string;
+            /**
+             * @description the import job's status
+             * @enum {string}
+             */
+            status: "pending" | "running" | "succeeded" | "failed" | "canceled";
+            active: boolean;
+            /** Format: uuid */
+            job_id: string | null;
+            /** @description why the import failed: Terraform's diagnostics */
+            error: string | null;
+            created_by: string | null;
+            created_at: string;
+            parameters: components["schemas"]["TemplateParameter"][];
+            /** @description coder_agent resources with their scripts, apps and metadata */
+            agents: {
+                [key: string]: unknown;
+            }[];
+            /** @description infrastructure resources with their coder_metadata */
+            resources: {
+                [key: string]: unknown;
+            }[];
+            /** @description names of the Terraform variables given values at push */
+            variables: string[];
+        };
+        TemplateParameter: {
+            name: string;
+            display_name: string;
+            description: string;
+            /** @enum {string} */
+            type: "string" | "number" | "bool" | "list(string)";
+            form_type: string;
+            mutable: boolean;
+            ephemeral: boolean;
+            default: string | null;
+            icon: string;
+            options: {
+                name: string;
+                description: string;
+                value: string;
+                icon: string;
+            }[];
+            validation: {
+                min: number | null;
+                max: number | null;
+                monotonic: string;
+                regex: string;
+                error: string;
+            } | null;
+            required: boolean;
+            order: number;
+        };
+        PushTemplateVersionRequest: {
+            files: {
+                path: string;
+                /** @default 420 */
+                mode: number;
+                /** @description base64 */
+                content: string;
+            }[];
+            /** @description version name; v<N> when omitted */
+            name?: string;
+            message?: string;
+            /** @description values for the module's Terraform variables */
+            variables?: {
+                [key: string]: string;
+            };
+            /** @description make the version active once its import succeeds (default true) */
+            activate?: boolean;
+            display_name?: string;
+            description?: string;
+        };
+        BuildLog: {
+            id: number;
+            created_at: string;
+            /** @enum {string} */
+            level: "debug" | "info" | "warn" | "error";
+            stage: string;
+            output: string;
         };
         Workspace: {
             /** Format: uuid */
@@ -782,13 +1098,69 @@ export interface components {
         BuildRequest: {
             /** @enum {string} */
             transition: "start" | "stop" | "delete";
+            /** @description start only: new values for mutable parameters */
+            parameters?: {
+                [key: string]: string;
+            };
         };
-        BuildLog: {
+        WorkspaceAgentInfo: {
+            /** Format: uuid */
+            workspace_id: string;
+            /** @description the build the resources come from */
+            build_number: number | null;
+            /** @description address, type, name, agents, hide, icon, daily_cost, metadata [{ key, value, sensitive }] */
+            resources: {
+                [key: string]: unknown;
+            }[];
+            agent: {
+                /** Format: uuid */
+                id: string;
+                name: string;
+                lifecycle_state: components["schemas"]["AgentLifecycleState"];
+                connected: boolean;
+                version: string | null;
+                operating_system: string | null;
+                architecture: string | null;
+                directory: string | null;
+                started_at: string | null;
+                ready_at: string | null;
+                scripts: {
+                    display_name: string;
+                    run_on_start: boolean;
+                    run_on_stop: boolean;
+                    start_blocks_login: boolean;
+                    timeout_seconds: number;
+                    cron: string;
+                }[];
+                apps: {
+                    [key: string]: unknown;
+                }[];
+                metadata: {
+                    key: string;
+                    display_name: string;
+                    value: string | null;
+                    error: string | null;
+                    collected_at: string | null;
+                }[];
+                script_runs: {
+                    script: string;
+                    /** @enum {string} */
+                    stage: "start" | "stop" | "cron";
+                    /** @enum {string} */
+                    status: "ok" | "exit_failure" | "timed_out" | "start_failure";
+                    exit_code: number | null;
+                    started_at: string;
+                    ended_at: string;
+                }[];
+            } | null;
+        };
+        AgentLog: {
             id: number;
             created_at: string;
+            /** @description the script's display name, or 'agent' */
+            source: string;
             /** @enum {string} */
             level: "debug" | "info" | "warn" | "error";
-            stage: string;
             output: string;
         };
         ExecRequest: {
@@ -1170,6 +1542,90 @@ export interface operations {
             };
         };
     };
+    "agent.downloadDaemon": {
+        parameters: {
+            query?: {
+                /** @description the version the init script was rendered with */
+                version?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description JavaScript */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/javascript": string;
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "agent.initScript": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Shell script */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/x-shellscript": string;
+                };
+            };
+        };
+    };
+    "agent.downloadNode": {
+        parameters: {
+            query: {
+                /** @description e.g. linux-x64 */
+                platform: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Executable */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/octet-stream": string;
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     "agent.manifest": {
         parameters: {
             query?: never;
@@ -1209,6 +1665,152 @@ export interface operations {
         requestBody: {
             content: {
                 "application/json": components["schemas"]["AgentLifecycleRequest"];
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "agent.logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    logs: {
+                        source: string;
+                        /** @enum {string} */
+                        level: "debug" | "info" | "warn" | "error";
+                        output: string;
+                        created_at: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "agent.metadata": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    metadata: {
+                        key: string;
+                        value: string;
+                        error: string | null;
+                        collected_at: string;
+                    }[];
+                };
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "agent.scriptRuns": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    runs: {
+                        script: string;
+                        /** @enum {string} */
+                        stage: "start" | "stop" | "cron";
+                        /** @enum {string} */
+                        status: "ok" | "exit_failure" | "timed_out" | "start_failure";
+                        exit_code: number | null;
+                        started_at: string;
+                        ended_at: string;
+                    }[];
+                };
             };
         };
         responses: {
@@ -1637,6 +2239,314 @@ export interface operations {
             };
         };
     };
+    "templates.listVersions": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description template name or id */
+                template: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Versions, newest first */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        versions: components["schemas"]["TemplateVersion"][];
+                    };
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "templates.pushVersion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description template name or id */
+                template: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["PushTemplateVersionRequest"];
+            };
+        };
+        responses: {
+            /** @description The template and its new version (import pending) */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        template: components["schemas"]["Template"];
+                        version: components["schemas"]["TemplateVersion"];
+                    };
+                };
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "templates.getVersion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description template name or id */
+                template: string;
+                /** @description version name, id, or 'active' */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The version with what its import found */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateVersion"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "templates.versionLogs": {
+        parameters: {
+            query?: {
+                after?: number | null;
+                follow?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                /** @description template name or id */
+                template: string;
+                /** @description version name, id, or 'active' */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Log lines */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        logs: components["schemas"]["BuildLog"][];
+                        job_status: string;
+                    };
+                    "text/event-stream": string;
+                };
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "templates.promoteVersion": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description template name or id */
+                template: string;
+                /** @description version name, id, or 'active' */
+                version: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The now active version */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TemplateVersion"];
+                };
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     "workspaces.list": {
         parameters: {
             query?: {
@@ -1813,6 +2723,121 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["Workspace"];
+                };
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "workspaces.agentInfo": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description workspace id, name (yours), or owner/name (admins) */
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Resources and agent */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WorkspaceAgentInfo"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "workspaces.agentLogs": {
+        parameters: {
+            query?: {
+                after?: number | null;
+                follow?: "true" | "false";
+            };
+            header?: never;
+            path: {
+                /** @description workspace id, name (yours), or owner/name (admins) */
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Log lines */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        logs: components["schemas"]["AgentLog"][];
+                    };
+                    "text/event-stream": string;
                 };
             };
             /** @description Bad input: the field and the reason are in error.details */

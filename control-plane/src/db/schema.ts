@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import {
   bigint,
+  customType,
   bigserial,
   boolean,
   index,
@@ -13,6 +14,13 @@ import {
   uniqueIndex,
   uuid,
 } from "drizzle-orm/pg-core";
+
+/** Raw bytes (Postgres bytea) as Node Buffers. */
+const bytea = customType<{ data: Buffer; driverData: Buffer | Uint8Array | string }>({
+  dataType: () => "bytea",
+  toDriver: (value) => value,
+  fromDriver: (value) => (typeof value === "string" ? Buffer.from(value.replace(/^\\x/, ""), "hex") : Buffer.from(value)),
+});
 
 const createdAt = () => timestamp("created_at", { withTimezone: true }).notNull().defaultNow();
 
@@ -60,9 +68,26 @@ export const templateVersions = pgTable("template_versions", {
   name: text("name").notNull(),
   /** Template parameters as extracted at import (coder_parameter); [] for local templates. */
   parameters: jsonb("parameters").notNull().default([]),
+  /** Why this version exists, as given at push. */
+  message: text("message").notNull().default(""),
+  /** The template_import job that validated this version; null for built-in versions. */
+  jobId: uuid("job_id").references(() => provisionerJobs.id),
+  /** The version's files (Terraform module): gzip of a JSON array of { path, mode, content (base64) }. */
+  archive: bytea("archive"),
+  /** SHA-256 of the archive, so pushing unchanged files can be recognised. */
+  archiveHash: text("archive_hash"),
+  /** Values for the module's Terraform `variable`s, set at push (Coder's template variables). */
+  variables: jsonb("variables").notNull().default({}),
+  /** coder_agent resources found at import, with their scripts, apps and metadata definitions. */
+  agents: jsonb("agents").notNull().default([]),
+  /** Infrastructure resources found at import, with their coder_metadata. */
+  resources: jsonb("resources").notNull().default([]),
   createdBy: uuid("created_by").references(() => users.id),
   createdAt: createdAt(),
-}, (table) => [index("template_versions_template_idx").on(table.templateId)]);
+}, (table) => [
+  index("template_versions_template_idx").on(table.templateId),
+  uniqueIndex("template_versions_name_key").on(table.templateId, sql`lower(${table.name})`),
+]);
 
 export const workspaces = pgTable("workspaces", {
   id: uuid("id").primaryKey().defaultRandom(),
@@ -110,6 +135,8 @@ export const workspaceBuilds = pgTable("workspace_builds", {
   parameters: jsonb("parameters").notNull().default({}),
   /** Opaque state the provisioner hands back (local: daemon pid; terraform: tfstate). */
   provisionerState: jsonb("provisioner_state"),
+  /** Resources the build left (terraform: from the state), with their coder_metadata and agents. */
+  resources: jsonb("resources"),
   createdAt: createdAt(),
 }, (table) => [uniqueIndex("workspace_builds_number_key").on(table.workspaceId, table.buildNumber)]);
 
@@ -130,11 +157,51 @@ export const workspaceAgents = pgTable("workspace_agents", {
   operatingSystem: text("operating_system"),
   architecture: text("architecture"),
   directory: text("directory"),
+  /**
+   * What the daemon runs (startup/shutdown scripts, metadata, environment), from the build's coder_agent.
+   * Null until the build has recorded it; the daemon waits for it before running scripts.
+   */
+  config: jsonb("config"),
+  /** When the lifecycle last moved to `starting` and to `ready`. */
+  startedAt: timestamp("started_at", { withTimezone: true }),
+  readyAt: timestamp("ready_at", { withTimezone: true }),
   createdAt: createdAt(),
 }, (table) => [
   uniqueIndex("workspace_agents_token_key").on(table.tokenHash),
   index("workspace_agents_workspace_idx").on(table.workspaceId),
 ]);
+
+/** Output of the agent's startup, shutdown and cron scripts, as the daemon reports it. */
+export const workspaceAgentLogs = pgTable("workspace_agent_logs", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  agentId: uuid("agent_id").notNull().references(() => workspaceAgents.id, { onDelete: "cascade" }),
+  /** The script's display name, or `agent` for the daemon's own messages. */
+  source: text("source").notNull(),
+  level: text("level", { enum: ["debug", "info", "warn", "error"] }).notNull().default("info"),
+  output: text("output").notNull(),
+  createdAt: createdAt(),
+}, (table) => [index("workspace_agent_logs_agent_idx").on(table.agentId, table.id)]);
+
+/** Latest value of each coder_agent metadata item, collected by the daemon at its interval. */
+export const workspaceAgentMetadata = pgTable("workspace_agent_metadata", {
+  agentId: uuid("agent_id").notNull().references(() => workspaceAgents.id, { onDelete: "cascade" }),
+  key: text("key").notNull(),
+  value: text("value").notNull().default(""),
+  error: text("error"),
+  collectedAt: timestamp("collected_at", { withTimezone: true }).notNull(),
+}, (table) => [primaryKey({ columns: [table.agentId, table.key] })]);
+
+/** One run of a script: when, how long, and how it ended. */
+export const workspaceAgentScriptRuns = pgTable("workspace_agent_script_runs", {
+  id: bigserial("id", { mode: "number" }).primaryKey(),
+  agentId: uuid("agent_id").notNull().references(() => workspaceAgents.id, { onDelete: "cascade" }),
+  script: text("script").notNull(),
+  stage: text("stage", { enum: ["start", "stop", "cron"] }).notNull(),
+  status: text("status", { enum: ["ok", "exit_failure", "timed_out", "start_failure"] }).notNull(),
+  exitCode: integer("exit_code"),
+  startedAt: timestamp("started_at", { withTimezone: true }).notNull(),
+  endedAt: timestamp("ended_at", { withTimezone: true }).notNull(),
+}, (table) => [index("workspace_agent_script_runs_agent_idx").on(table.agentId, table.id)]);
 
 // ── Agent chats ────────────────────────────────────────────────────────────────
 

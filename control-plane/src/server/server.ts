@@ -3,7 +3,6 @@ import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { getRequestListener } from "@hono/node-server";
-import { createLocalProvisioner, type Provisioner } from "@kiln/provisioner";
 import { RelayServer } from "@kiln/tailnet";
 import * as Agents from "../agents/index.ts";
 import { createApp, type App } from "../api/app.ts";
@@ -12,7 +11,7 @@ import { openDatabase, type DatabaseHandle } from "../db/index.ts";
 import { JobRunner } from "../jobs/runner.ts";
 import type { Logger } from "../logger.ts";
 import * as Templates from "../templates/index.ts";
-import { createBuildHandler } from "../workspaces/build-job.ts";
+import { createProvisioning } from "../provisioning/index.ts";
 import { configureFromEnvironment } from "../admin/bootstrap.ts";
 import { createChatRuntime, type ChatRuntime } from "../chats/runtime.ts";
 import { InteractiveEndpoints } from "../interactive/index.ts";
@@ -54,7 +53,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     database, secrets, tunnel: relay, log,
     worker: { concurrency: config.chatConcurrency, leaseMs: config.chatLeaseMs },
   });
-  const app = createApp({ database, log, tunnel: relay, version, secrets, chats: chatRuntime.api, dashboard: {} });
+  const provisioning = createProvisioning(config, { daemonCommand: [process.execPath, daemonBin], log: log.child({ module: "provisioner" }) });
+  const app = createApp({ database, log, tunnel: relay, version, secrets, chats: chatRuntime.api, daemonBundler: provisioning.daemonBundler, dashboard: {} });
   const http = createServer(getRequestListener(app.fetch));
   // Web terminal, SSH and port forwarding WebSockets (the relay's agent path is tried first).
   const interactive = new InteractiveEndpoints({ database, tunnel: relay, log });
@@ -69,16 +69,11 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   const bound = (http.address() as AddressInfo).port;
   const accessUrl = accessUrlOf(config, bound);
 
-  const provisioners: Record<string, Provisioner> = {
-    local: createLocalProvisioner({ dataDir: config.dataDir, daemonCommand: [process.execPath, daemonBin] }),
-  };
   const runner = new JobRunner({
     database,
     log: log.child({ module: "provisioner" }),
     concurrency: config.provisionerConcurrency,
-    handlers: {
-      workspace_build: createBuildHandler({ database, provisioners, accessUrl, onAgentsRevoked: (ids) => ids.forEach((id) => relay.disconnect(id)) }),
-    },
+    handlers: provisioning.handlers({ database, accessUrl, onAgentsRevoked: (ids) => ids.forEach((id) => relay.disconnect(id)) }),
   });
   await runner.start();
   await chatRuntime.start();

@@ -1,11 +1,13 @@
-import { and, asc, desc, eq, inArray, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNotNull, lt, or, sql } from "drizzle-orm";
 import * as Agents from "../agents/index.ts";
 import { isAdmin, type Actor } from "../auth/index.ts";
 import type { Database, DatabaseHandle } from "../db/index.ts";
-import { provisionerJobs, templates, users, workspaceAgents, workspaceBuilds, workspaces } from "../db/schema.ts";
+import { provisionerJobs, templates, templateVersions, users, workspaceAgents, workspaceBuilds, workspaces } from "../db/schema.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import * as Jobs from "../jobs/queue.ts";
 import * as Templates from "../templates/index.ts";
+import * as TemplateVersions from "../templates/versions.ts";
+import { Terraform } from "@kiln/provisioner";
 
 export type Workspace = typeof workspaces.$inferSelect;
 export type Build = typeof workspaceBuilds.$inferSelect;
@@ -151,6 +153,9 @@ export async function create(
     throw new ValidationError(`template '${input.template}' does not exist`, { field: "template", reason: "unknown template" });
   });
   const version = await Templates.activeVersion(database.db, template);
+  await TemplateVersions.requireImported(database.db, version);
+  // Refused here, with every problem named, before any job (let alone Terraform) runs.
+  const parameters = resolveParameters(version, input.parameters ?? {});
   const { workspace, jobId } = await database.db.transaction(async (transaction) => {
     const [existing] = await transaction.select({ id: workspaces.id }).from(workspaces)
       .where(and(eq(workspaces.ownerId, actor.user.id), sql`lower(${workspaces.name}) = lower(${input.name})`, eq(workspaces.deleted, false)));
@@ -159,7 +164,7 @@ export async function create(
     const job = await Jobs.enqueue(transaction, "workspace_build", { workspaceId: workspace!.id });
     await transaction.insert(workspaceBuilds).values({
       workspaceId: workspace!.id, buildNumber: 1, transition: "start", jobId: job.id,
-      templateVersionId: version.id, initiatorId: actor.user.id, parameters: input.parameters ?? {},
+      templateVersionId: version.id, initiatorId: actor.user.id, parameters,
     });
     return { workspace: workspace!, jobId: job.id };
   });
@@ -167,8 +172,21 @@ export async function create(
   return get(database.db, connectivity, actor, workspace.id);
 }
 
-/** Starts a new build of an existing workspace; refused while another build is in progress. */
-export async function transition(database: DatabaseHandle, connectivity: Connectivity, actor: Actor, reference: string, to: Transition): Promise<WorkspaceView> {
+/** The values a build runs with, or a 400 naming each bad parameter and why. */
+export function resolveParameters(version: Templates.TemplateVersion, given: Record<string, string>, previous?: Record<string, string>): Record<string, string> {
+  const { values, problems } = Terraform.resolveParameters(version.parameters as Terraform.TemplateParameter[], given, { previous });
+  if (problems.length > 0) {
+    const summary = problems.map((problem) => `${problem.field} ${problem.reason}`).join("; ");
+    throw new ValidationError(`invalid parameters: ${summary}`, { field: problems[0]!.field, reason: problems[0]!.reason, issues: problems });
+  }
+  return values;
+}
+
+/** Starts a new build of an existing workspace; refused while another build is in progress. A start may change mutable parameters. */
+export async function transition(database: DatabaseHandle, connectivity: Connectivity, actor: Actor, reference: string, to: Transition, options: { parameters?: Record<string, string> } = {}): Promise<WorkspaceView> {
+  if (options.parameters && Object.keys(options.parameters).length > 0 && to !== "start") {
+    throw new ValidationError("parameters can only change on a start build", { field: "parameters", reason: `not allowed with transition '${to}'` });
+  }
   const found = await find(database.db, actor, reference);
   const jobId = await database.db.transaction(async (transaction) => {
     await transaction.select({ id: workspaces.id }).from(workspaces).where(eq(workspaces.id, found.id)).for("update");
@@ -183,11 +201,17 @@ export async function transition(database: DatabaseHandle, connectivity: Connect
       if (to === "start" && status === "running") throw new ConflictError("already_running", `workspace '${found.name}' is already running`, { status });
       if (to === "stop" && status === "stopped") throw new ConflictError("already_stopped", `workspace '${found.name}' is already stopped`, { status });
     }
+    const versionId = latest?.build.templateVersionId ?? (await Templates.activeVersion(transaction as unknown as Database, await Templates.get(transaction as unknown as Database, found.templateId))).id;
+    const previous = (latest?.build.parameters ?? {}) as Record<string, string>;
+    let parameters = previous;
+    if (options.parameters && Object.keys(options.parameters).length > 0) {
+      const [version] = await transaction.select().from(templateVersions).where(eq(templateVersions.id, versionId));
+      parameters = resolveParameters(version!, options.parameters, previous);
+    }
     const job = await Jobs.enqueue(transaction, "workspace_build", { workspaceId: found.id });
     await transaction.insert(workspaceBuilds).values({
       workspaceId: found.id, buildNumber: (latest?.build.buildNumber ?? 0) + 1, transition: to, jobId: job.id,
-      templateVersionId: latest?.build.templateVersionId ?? (await Templates.activeVersion(transaction as unknown as Database, await Templates.get(transaction as unknown as Database, found.templateId))).id,
-      initiatorId: actor.user.id, parameters: latest?.build.parameters ?? {},
+      templateVersionId: versionId, initiatorId: actor.user.id, parameters,
     });
     await transaction.update(workspaces).set({ updatedAt: new Date() }).where(eq(workspaces.id, found.id));
     return job.id;
@@ -214,11 +238,14 @@ export async function loadBuild(db: Database, workspaceId: string, jobId: string
     .innerJoin(templates, eq(templates.id, workspaces.templateId))
     .where(and(eq(workspaceBuilds.workspaceId, workspaceId), eq(workspaceBuilds.jobId, jobId)));
   if (!row) throw new NotFoundError("build for job", { jobId });
-  const [previous] = await db.select({ state: workspaceBuilds.provisionerState }).from(workspaceBuilds)
+  // A failed terraform build still records the state of what it created, so the next build starts from it.
+  const [previous] = await db.select({ state: workspaceBuilds.provisionerState, parameters: workspaceBuilds.parameters }).from(workspaceBuilds)
     .innerJoin(provisionerJobs, eq(provisionerJobs.id, workspaceBuilds.jobId))
-    .where(and(eq(workspaceBuilds.workspaceId, workspaceId), lt(workspaceBuilds.buildNumber, row.build.buildNumber), eq(provisionerJobs.status, "succeeded")))
+    .where(and(eq(workspaceBuilds.workspaceId, workspaceId), lt(workspaceBuilds.buildNumber, row.build.buildNumber),
+      or(eq(provisionerJobs.status, "succeeded"), isNotNull(workspaceBuilds.provisionerState))))
     .orderBy(desc(workspaceBuilds.buildNumber)).limit(1);
-  return { ...row, previousState: previous?.state ?? null };
+  const [version] = await db.select().from(templateVersions).where(eq(templateVersions.id, row.build.templateVersionId));
+  return { ...row, version: version!, previousState: previous?.state ?? null, previousParameters: (previous?.parameters ?? undefined) as Record<string, string> | undefined };
 }
 
 export async function buildByNumber(db: Database, workspaceId: string, buildNumber?: number): Promise<Build> {

@@ -1,6 +1,7 @@
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
+import { AgentManifest, type AgentLogEntry, type AgentMetadataResult, type AgentScriptRun } from "./protocol.ts";
 
 export type LifecycleState = "created" | "starting" | "start_timeout" | "start_error" | "ready" | "shutting_down" | "shutdown_timeout" | "shutdown_error" | "off";
 
@@ -32,5 +33,37 @@ export class ControlPlaneClient {
       delay = Math.min(delay * 2, 5_000);
     }
     return false;
+  }
+
+  /** The agent's manifest; `config` stays null until the build has recorded what the agent runs. */
+  async manifest(): Promise<AgentManifest> {
+    const response = await fetch(`${this.options.url}/api/v1/agent/manifest`, {
+      headers: { authorization: `Bearer ${this.options.token}` },
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!response.ok) throw new HttpError(response.status, `manifest: HTTP ${response.status}`);
+    return AgentManifest.parse(await response.json());
+  }
+
+  /** Posts a batch; throws so the caller keeps it for a retry. 4xx other than 429 are not worth retrying. */
+  async post(path: "/logs" | "/metadata" | "/script-runs", body: { logs: AgentLogEntry[] } | { metadata: AgentMetadataResult[] } | { runs: AgentScriptRun[] }): Promise<void> {
+    const response = await fetch(`${this.options.url}/api/v1/agent${path}`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.options.token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!response.ok) throw new HttpError(response.status, `${path}: HTTP ${response.status}`);
+  }
+}
+
+export class HttpError extends Error {
+  override readonly name = "HttpError";
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+
+  get retryable(): boolean {
+    return this.status >= 500 || this.status === 429;
   }
 }

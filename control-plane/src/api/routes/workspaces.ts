@@ -7,7 +7,10 @@ import { provisionerJobs } from "../../db/schema.ts";
 import { eq } from "drizzle-orm";
 import { createRouter } from "../app.ts";
 import type { AppDeps } from "../context.ts";
-import { BuildLog, CreateWorkspaceRequest, errorResponses, ExecRequest, json, Workspace, WorkspaceParam } from "../schemas.ts";
+import { AgentLog, BuildLog, CreateWorkspaceRequest, errorResponses, ExecRequest, json, Workspace, WorkspaceAgentInfo, WorkspaceParam } from "../schemas.ts";
+import * as Agents from "../../agents/index.ts";
+import * as AgentDuties from "../../agents/duties.ts";
+import { agentInfo } from "../../workspaces/agent-info.ts";
 
 const TERMINAL_JOB_STATUSES = new Set(["succeeded", "failed", "canceled"]);
 
@@ -38,9 +41,72 @@ export function workspaceRoutes(deps: AppDeps) {
   app.openapi(createRoute({
     method: "post", path: "/workspaces/{workspace}/builds", operationId: "workspaces.build", tags: ["workspaces"], security,
     summary: "Start, stop or delete a workspace",
-    request: { params: WorkspaceParam, body: { content: { "application/json": { schema: z.object({ transition: z.enum(["start", "stop", "delete"]) }).openapi("BuildRequest") } }, required: true } },
+    request: {
+      params: WorkspaceParam,
+      body: {
+        content: {
+          "application/json": {
+            schema: z.object({
+              transition: z.enum(["start", "stop", "delete"]),
+              parameters: z.record(z.string(), z.string()).optional().describe("start only: new values for mutable parameters"),
+            }).openapi("BuildRequest"),
+          },
+        },
+        required: true,
+      },
+    },
     responses: { 201: json(Workspace, "The workspace with its new build"), ...errorResponses },
-  }), async (c) => c.json(await Workspaces.transition(database, tunnel, c.get("actor"), c.req.valid("param").workspace, c.req.valid("json").transition), 201));
+  }), async (c) => {
+    const body = c.req.valid("json");
+    return c.json(await Workspaces.transition(database, tunnel, c.get("actor"), c.req.valid("param").workspace, body.transition, { parameters: body.parameters }), 201);
+  });
+
+  app.openapi(createRoute({
+    method: "get", path: "/workspaces/{workspace}/agent-info", operationId: "workspaces.agentInfo", tags: ["workspaces"], security,
+    summary: "The build's resources (with coder_metadata) and the agent: lifecycle, scripts and their runs, apps, metadata values",
+    request: { params: WorkspaceParam },
+    responses: { 200: json(WorkspaceAgentInfo, "Resources and agent"), 401: errorResponses[401], 404: errorResponses[404] },
+  }), async (c) => c.json(await agentInfo(db, tunnel, c.get("actor"), c.req.valid("param").workspace), 200));
+
+  app.openapi(createRoute({
+    method: "get", path: "/workspaces/{workspace}/agent-logs", operationId: "workspaces.agentLogs", tags: ["workspaces"], security,
+    summary: "Output of the agent's startup, shutdown and cron scripts; with follow=true a text/event-stream (resume with Last-Event-ID)",
+    request: { params: WorkspaceParam, query: z.object({ after: z.coerce.number().int().min(0).optional(), follow: z.enum(["true", "false"]).optional() }) },
+    responses: {
+      200: { description: "Log lines", content: { "application/json": { schema: z.object({ logs: z.array(AgentLog) }) }, "text/event-stream": { schema: z.string() } } },
+      ...errorResponses,
+    },
+  }), async (c) => {
+    const workspace = await Workspaces.find(db, c.get("actor"), c.req.valid("param").workspace);
+    const agent = await Agents.latestForWorkspace(db, workspace.id);
+    const query = c.req.valid("query");
+    let after = query.after ?? (Number(c.req.header("last-event-id") ?? 0) || 0);
+    const present = (row: Awaited<ReturnType<typeof AgentDuties.logsAfter>>[number]) => ({ id: row.id, created_at: row.createdAt.toISOString(), source: row.source, level: row.level, output: row.output });
+    if (query.follow !== "true" || !agent) {
+      return c.json({ logs: agent ? (await AgentDuties.logsAfter(db, agent.id, after, 10_000)).map(present) : [] }, 200);
+    }
+    return streamSSE(c, async (stream) => {
+      let wake: () => void = () => {};
+      const unlisten = await database.listen(AgentDuties.AGENT_LOGS_CHANNEL, (agentId) => agentId === agent.id && wake());
+      stream.onAbort(() => wake());
+      try {
+        while (!stream.aborted) {
+          const signal = new Promise<void>((resolve) => {
+            wake = resolve;
+            setTimeout(resolve, 15_000);
+          });
+          for (const row of await AgentDuties.logsAfter(db, agent.id, after)) {
+            await stream.writeSSE({ id: String(row.id), event: "log", data: JSON.stringify(present(row)) });
+            after = row.id;
+          }
+          await stream.writeSSE({ event: "heartbeat", data: "{}" });
+          await signal;
+        }
+      } finally {
+        await unlisten();
+      }
+    }) as never;
+  });
 
   app.openapi(createRoute({
     method: "post", path: "/workspaces/{workspace}/builds/cancel", operationId: "workspaces.cancelBuild", tags: ["workspaces"], security,
