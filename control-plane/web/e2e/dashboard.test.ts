@@ -134,6 +134,23 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await screenshot(page, "05-workspaces");
   });
 
+  it("opens a web terminal in the workspace and reattaches to the same shell after a reload", async () => {
+    await page.getByRole("link", { name: "dev" }).click();
+    await page.getByRole("link", { name: "Terminal" }).click();
+    await page.locator('[data-state="open"]').waitFor();
+    await page.locator(".terminal-host .xterm").click();
+    await page.keyboard.type("echo kiln-terminal-$((6*7)) && export KILN_MARK=kept\n");
+    await waitText(".xterm-rows", "kiln-terminal-42");
+    await screenshot(page, "06-terminal");
+    await page.reload();
+    await page.locator('[data-state="open"]').waitFor();
+    // The scrollback is replayed, and it is the same shell: its variable is still set.
+    await waitText(".xterm-rows", "kiln-terminal-42");
+    await page.locator(".terminal-host .xterm").click();
+    await page.keyboard.type("echo mark=$KILN_MARK\n");
+    await waitText(".xterm-rows", "mark=kept");
+  });
+
   it("streams a chat in which the agent edits a file (diff card) and runs a command (exit code and output)", async () => {
     fake.enqueue(
       { type: "respond", text: "Creating the file.", toolCalls: [{ id: "call_write", name: "write_file", input: { path: "hello.txt", content: "hello\nworld\n" } }] },
@@ -155,7 +172,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     expect(await reasoning.getAttribute("open")).toBeNull();
     await waitText(".usage", "321 in");
     await waitText(".chat-list", "waiting");
-    await screenshot(page, "06-chat-tools");
+    await screenshot(page, "07-chat-tools");
 
     const workspaces = await (await page.request.get(`${url}/api/v1/workspaces`)).json();
     const directory = workspaces.workspaces.find((workspace: { name: string }) => workspace.name === "dev").agent.directory as string;
@@ -177,7 +194,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await page.getByRole("button", { name: "Queue", exact: true }).click();
     await waitText(".queue li", "drop this one");
     expect(await chatStatus()).toBe("running");
-    await screenshot(page, "07-chat-queue");
+    await screenshot(page, "08-chat-queue");
     await page.getByRole("button", { name: "Delete queued message 2" }).click();
     await page.locator(".queue li", { hasText: "drop this one" }).waitFor({ state: "detached" });
 
@@ -203,7 +220,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     const card = page.locator('.tool-card[data-tool-call-id="call_ask"]');
     await card.getByRole("button", { name: "Approve" }).waitFor();
     expect(await chatStatus()).toBe("requires_action");
-    await screenshot(page, "08-chat-approval");
+    await screenshot(page, "09-chat-approval");
     await card.getByRole("button", { name: "Approve" }).click();
     await card.locator(".exit-code", { hasText: "exit code 0" }).waitFor();
     expect(await card.locator(".tool-output").textContent()).toBe("approved\n");
@@ -221,7 +238,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await page.locator("textarea#system-prompt").fill(marker);
     await page.getByRole("button", { name: "Save system prompt" }).click();
     await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
-    await screenshot(page, "09-admin-system-prompt");
+    await screenshot(page, "10-admin-system-prompt");
 
     fake.enqueue({ type: "respond", text: "Hello from the new prompt." });
     const before = fake.requests.length;
@@ -229,6 +246,31 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await waitText(".message.assistant", "Hello from the new prompt.");
     const request = fake.requests.slice(before).find((entry) => lastUserText(entry) === "which prompt do you have?");
     expect(JSON.stringify(request?.body.system)).toContain(marker);
+  });
+
+  it("shows a sub-agent as a linked child chat", async () => {
+    const firstUserText = (request: { body: any }) => {
+      const first = (request.body?.messages ?? [])[0] as { content: string | { type: string; text?: string }[] } | undefined;
+      if (!first) return "";
+      return typeof first.content === "string" ? first.content : first.content.filter((part) => part.type === "text").map((part) => part.text).join("");
+    };
+    fake.setResponder((request) => {
+      if (firstUserText(request).startsWith("CHILD-TASK")) return { type: "respond", text: "The helper says hi." };
+      if (JSON.stringify(request.body.messages).includes("call_spawn")) return { type: "respond", text: "I started a helper." };
+      return { type: "respond", toolCalls: [{ id: "call_spawn", name: "spawn_agent", input: { prompt: "CHILD-TASK: say hi", title: "Helper" } }] };
+    });
+    try {
+      await newChat("delegate a greeting to a helper");
+      await waitText(".message.assistant", "I started a helper.");
+      await page.locator(".sub-agents").getByRole("link", { name: "Helper" }).waitFor();
+      await screenshot(page, "11-chat-sub-agent");
+      await page.locator('.tool-card[data-tool="spawn_agent"]').getByRole("link", { name: "open the child chat" }).click();
+      await waitText(".message.assistant", "The helper says hi.");
+      await page.getByRole("link", { name: "sub-agent of parent chat" }).click();
+      await waitText(".message.assistant", "I started a helper.");
+    } finally {
+      fake.setResponder(undefined);
+    }
   });
 
   it("shows the whole conversation after a reload in the middle of a streamed answer", async () => {
@@ -270,7 +312,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await form.getByLabel("Initial password").fill(MEMBER.password);
     await form.getByRole("button", { name: "Add user" }).click();
     await waitText("tr[data-user=mia]", "member");
-    await screenshot(page, "10-admin-users");
+    await screenshot(page, "12-admin-users");
 
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
@@ -284,7 +326,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await page.getByRole("heading", { name: "Not allowed" }).waitFor();
     expect(await page.locator("main").textContent()).not.toContain("fake");
     expect((await page.request.get(`${url}/api/v1/admin/providers`)).status()).toBe(403);
-    await screenshot(page, "11-member-admin-denied");
+    await screenshot(page, "13-member-admin-denied");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
   });
@@ -299,13 +341,13 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
       await phonePage.getByLabel("Password").fill(OWNER.password);
       await phonePage.getByRole("button", { name: "Sign in" }).click();
       await phonePage.getByRole("heading", { name: "New chat" }).waitFor();
-      await screenshot(phonePage, "12-phone-chats");
+      await screenshot(phonePage, "14-phone-chats");
       await phonePage.goto(firstChatUrl);
       await phonePage.locator(".message.assistant", { hasText: "All done." }).waitFor();
       expect(await phonePage.locator(".chat-sidebar").isVisible()).toBe(false);
       const overflow = await phonePage.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
       expect(overflow).toBeLessThanOrEqual(0);
-      await screenshot(phonePage, "13-phone-chat");
+      await screenshot(phonePage, "15-phone-chat");
     } finally {
       await phone.close();
     }

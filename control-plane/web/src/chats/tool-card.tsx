@@ -117,7 +117,7 @@ export function ToolCard({ call, result, activity, onDecide, deciding }: {
   const label = { error: "failed", done: "done", approval: "needs approval", running: "running", pending: "queued" }[state];
   const summary = summarize(call);
   const childChat = ["wait_agent", "message_agent", "close_agent"].includes(call.toolName) ? String(record(call.input).chat_id ?? "") : "";
-  const open = awaiting || call.toolName === "edit_files" || call.toolName === "execute" || state === "error";
+  const open = awaiting || ["edit_files", "execute", "spawn_agent"].includes(call.toolName) || state === "error";
   return (
     <details className={`tool-card tool-${state}`} open={open} data-tool={call.toolName} data-tool-call-id={call.toolCallId}>
       <summary>
