@@ -31,6 +31,18 @@ export function ensurePrerequisites({ strict }) {
       else log(`${message}. Database tests will run on embedded PGlite only.`);
     }
   }
+  // Interactive-access tests drive the real OpenSSH client (ssh, scp, sftp), tmux and curl;
+  // bench/interactive.ts compares scp against a stock sshd (openssh-server).
+  const onPath = (program) => (process.env.PATH ?? "").split(path.delimiter).some((directory) => existsSync(path.join(directory, program)));
+  const interactiveTools = [["ssh", "openssh-client"], ["scp", "openssh-client"], ["sftp", "openssh-client"], ["tmux", "tmux"], ["curl", "curl"]];
+  const missingTools = () => interactiveTools.filter(([program]) => !onPath(program));
+  if (strict && (missingTools().length > 0 || !existsSync("/usr/sbin/sshd"))) aptInstall([...new Set([...missingTools().map(([, debian]) => debian), "openssh-server"])]);
+  for (const [program, debian] of missingTools()) {
+    const message = `${program} not found; install it (Debian: apt-get install ${debian})`;
+    if (strict) problems.push(message);
+    else log(`${message}. The interactive-access tests will fail.`);
+  }
+  if (strict && !existsSync("/usr/sbin/sshd")) problems.push("sshd not found; install it (Debian: apt-get install openssh-server); bench/interactive.ts needs it");
   // The dashboard's browser tests drive Debian's Chromium (never a downloaded browser).
   const chromium = process.env.KILN_CHROMIUM ?? "/usr/bin/chromium";
   if (!existsSync(chromium)) {
