@@ -2,6 +2,7 @@
 import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
+import { ensureToolchain, goBinary, readToolchain } from "../../provisioner/scripts/toolchain.mjs";
 
 const log = (message) => process.stderr.write(`[prerequisites] ${message}\n`);
 
@@ -53,6 +54,8 @@ export function ensurePrerequisites({ strict }) {
       else log(`!!! ${message}. The dashboard's browser tests will be SKIPPED. !!!`);
     }
   }
+  // Terraform templates are tested with a pinned Terraform and Coder provider, built from source with Go.
+  problems.push(...ensureTerraformToolchain({ strict }));
   if (process.getuid?.() === 0 && findPostgres() && spawnSync("id", ["-u", "postgres"]).status !== 0) {
     problems.push("running as root, but there is no 'postgres' user to own the throwaway test cluster (useradd --system postgres)");
   }
@@ -61,4 +64,25 @@ export function ensurePrerequisites({ strict }) {
 
 export function run(command, args, options = {}) {
   execFileSync(command, args, { stdio: "inherit", ...options });
+}
+
+/** Builds .tools/terraform when Go is present (a no-op once built); strict mode requires it. */
+function ensureTerraformToolchain({ strict }) {
+  const skipped = (message) => {
+    if (strict) return [message];
+    log(`!!! ${message}. The Terraform tests will be SKIPPED. !!!`);
+    return [];
+  };
+  if (!goBinary()) {
+    if (readToolchain()) return [];
+    return skipped("Go (>= 1.26) not found, so the pinned Terraform toolchain cannot be built; install Go or run node provisioner/scripts/toolchain.mjs where Go is");
+  }
+  const started = Date.now();
+  try {
+    ensureToolchain();
+  } catch (error) {
+    return skipped(`building the Terraform toolchain failed: ${error.message}`);
+  }
+  log(`terraform toolchain ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return [];
 }

@@ -74,7 +74,8 @@ export class AgentDuties {
       else if (results.some((result) => result.status !== "ok")) state = "shutdown_error";
     }
     if (this.flushTimer) clearInterval(this.flushTimer);
-    await this.flush();
+    // Drain what is left (the shutdown scripts' output above all), a few batches at most.
+    for (let round = 0; round < 5 && this.pending() > 0; round++) await this.flush();
     return state;
   }
 
@@ -143,6 +144,10 @@ export class AgentDuties {
     }
   }
 
+  private pending(): number {
+    return this.logs.size + this.metadata.size + this.runs.size;
+  }
+
   private async flush(): Promise<void> {
     await Promise.all([this.logs, this.metadata, this.runs].map((batcher) => batcher.flush(this.options.client, this.log)));
   }
@@ -195,6 +200,10 @@ class Batcher<Item> {
   private dropped = 0;
 
   constructor(private readonly path: "/logs" | "/metadata" | "/script-runs", private readonly field: "logs" | "metadata" | "runs", private readonly cap: number) {}
+
+  get size(): number {
+    return this.items.length;
+  }
 
   push(item: Item): void {
     this.items.push(item);

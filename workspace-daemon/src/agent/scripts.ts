@@ -93,14 +93,18 @@ export function runScript(options: RunScriptOptions): Promise<AgentScriptRun> {
       clearTimeout(timeoutTimer);
       clearTimeout(killTimer);
       options.signal?.removeEventListener("abort", onAbort);
-      file?.end();
+      let result: AgentScriptRun;
       if (timedOut) {
         options.output({ source: script.display_name, level: "error", output: `timed out after ${script.timeout_seconds} s` });
-        resolve(finish("timed_out", code));
-        return;
+        result = finish("timed_out", code);
+      } else if (code === null && child.pid === undefined) {
+        result = finish("start_failure", null);
+      } else {
+        result = finish(code === 0 ? "ok" : "exit_failure", code ?? (signal ? 128 : 1));
       }
-      if (code === null && child.pid === undefined) resolve(finish("start_failure", null));
-      else resolve(finish(code === 0 ? "ok" : "exit_failure", code ?? (signal ? 128 : 1)));
+      // The log file is complete when the run is reported.
+      if (file) file.end(() => resolve(result));
+      else resolve(result);
     });
   });
 }
