@@ -21,8 +21,7 @@
 import { existsSync } from "node:fs";
 import os from "node:os";
 import { performance } from "node:perf_hooks";
-import type { Page } from "playwright-core";
-import { buildDashboard, chromiumPath, launchChromium } from "../control-plane/web/e2e/browser.ts";
+import { buildDashboard, chromiumPath, launchChromium, type Page } from "../control-plane/web/e2e/browser.ts";
 import { parseServerConfig } from "../control-plane/src/config.ts";
 import { startFakeLlm } from "../control-plane/src/llm/testing/fake-llm.ts";
 import { createLogger } from "../control-plane/src/logger.ts";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { TemplateParameter, resolveParameters } from "./parameters.ts";
 
-const parameter = (fields: Partial<TemplateParameter> & { name: string }) => TemplateParameter.parse({ required: fields.default === undefined || fields.default === null, ...fields });
+const parameter = (fields: Record<string, unknown> & { name: string }) => TemplateParameter.parse({ required: fields.default === undefined || fields.default === null, ...fields });
 
 describe("template parameters (the Coder provider's rules, applied before Terraform runs)", () => {
   const region = parameter({ name: "region", default: "eu", options: [{ name: "Europe", value: "eu" }, { name: "US", value: "us" }] });
