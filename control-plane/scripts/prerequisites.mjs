@@ -3,6 +3,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { ensureToolchain, goBinary, readToolchain } from "../../provisioner/scripts/toolchain.mjs";
+import { ensureTailnetToolchain, missingBinaries as missingTailnetBinaries } from "../../tailnet/scripts/toolchain.mjs";
 
 const log = (message) => process.stderr.write(`[prerequisites] ${message}\n`);
 
@@ -56,6 +57,8 @@ export function ensurePrerequisites({ strict }) {
   }
   // Terraform templates are tested with a pinned Terraform and Coder provider, built from source with Go.
   problems.push(...ensureTerraformToolchain({ strict }));
+  // The tailnet tests run real tailscaled/tailscale and headscale, built from source with Go into .tools/bin.
+  problems.push(...ensureTailnetBinaries({ strict }));
   if (process.getuid?.() === 0 && findPostgres() && spawnSync("id", ["-u", "postgres"]).status !== 0) {
     problems.push("running as root, but there is no 'postgres' user to own the throwaway test cluster (useradd --system postgres)");
   }
@@ -84,5 +87,26 @@ function ensureTerraformToolchain({ strict }) {
     return skipped(`building the Terraform toolchain failed: ${error.message}`);
   }
   log(`terraform toolchain ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return [];
+}
+
+/** Builds tailscaled, tailscale and headscale into .tools/bin when Go is present (a no-op once built); strict mode requires them. */
+function ensureTailnetBinaries({ strict }) {
+  const skipped = (message) => {
+    if (strict) return [message];
+    log(`!!! ${message}. The tailnet tests will be SKIPPED. !!!`);
+    return [];
+  };
+  if (!goBinary()) {
+    if (missingTailnetBinaries().length === 0) return [];
+    return skipped("Go (>= 1.26) not found, so tailscaled/tailscale/headscale cannot be built; install Go or run node tailnet/scripts/toolchain.mjs where Go is");
+  }
+  const started = Date.now();
+  try {
+    ensureTailnetToolchain();
+  } catch (error) {
+    return skipped(`building the tailnet toolchain failed: ${error.message}`);
+  }
+  log(`tailnet toolchain ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
   return [];
 }
