@@ -8,9 +8,11 @@ import { createLogger } from "../../src/logger.ts";
 import { startServer, type RunningServer } from "../../src/server/server.ts";
 import { createTestDatabase, type TestDatabase } from "../../src/testing/database.ts";
 import { killDaemonsOf, temporaryDirectory } from "../../src/testing/kiln-process.ts";
+import { localTemplateDirectory, templateFiles, terraformToolchain } from "../../src/testing/terraform.ts";
 import { buildDashboard, chromiumAvailable, launchChromium, screenshot, watchConsole } from "./browser.ts";
 
 const OWNER = { email: "owner@example.com", username: "owner", password: "owner-password-1" };
+const toolchain = terraformToolchain();
 const MEMBER = { email: "mia@example.com", username: "mia", password: "member-password-1" };
 
 /** Text of the last user message in a fake Anthropic request. */
@@ -26,6 +28,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
   let fake: FakeLlmServer;
   let server: RunningServer;
   let dataDir: { path: string; remove(): void };
+  const terraformWorkspaces = temporaryDirectory("kiln-dashboard-tf-");
   let browser: Browser;
   let context: BrowserContext;
   let page: Page;
@@ -70,6 +73,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await fake?.close();
     await database?.close();
     dataDir?.remove();
+    terraformWorkspaces.remove();
   });
 
   it("sets up the first user of a new deployment and signs in with an HttpOnly cookie", async () => {
@@ -128,20 +132,56 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await waitText(".facts", "ready", 60_000);
     await page.locator(".log-box .log-stage").first().waitFor();
     await page.getByRole("link", { name: "Terminal" }).waitFor();
-    await screenshot(page, "04-workspace");
+    await screenshot(page, "04-workspace-local");
     await page.getByRole("link", { name: "Workspaces" }).click();
     await waitText("tr[data-workspace=dev]", "running");
-    await screenshot(page, "05-workspaces");
+    await screenshot(page, "04-workspaces");
+  });
+
+  it.skipIf(!toolchain)("creates a workspace from a Terraform template through the form generated from its parameters", async () => {
+    const token = (await context.cookies()).find((entry) => entry.name === "kiln_session")!.value;
+    const pushed = await fetch(`${url}/api/v1/templates/local-tf/versions`, {
+      method: "POST", headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ files: await templateFiles(localTemplateDirectory), variables: { workspaces_directory: terraformWorkspaces.path }, display_name: "Local (Terraform)" }),
+    });
+    expect(pushed.status).toBe(201);
+    const versionId = ((await pushed.json()) as { version: { id: string } }).version.id;
+    const deadline = Date.now() + 90_000;
+    for (let status = ""; status !== "succeeded"; await new Promise((resolve) => setTimeout(resolve, 200))) {
+      const version = (await (await fetch(`${url}/api/v1/templates/local-tf/versions/${versionId}`, { headers: { authorization: `Bearer ${token}` } })).json()) as { status: string; error: string | null };
+      status = version.status;
+      if (status === "failed" || Date.now() > deadline) throw new Error(`template import ${status}: ${version.error}`);
+    }
+
+    await page.goto(`${url}/workspaces/new`);
+    await page.getByLabel("Template").selectOption("local-tf");
+    await page.getByLabel("Greeting").waitFor();
+    await page.getByLabel("Name").fill("tf-dev");
+    await page.getByLabel("Greeting").fill("NOT LOWER");
+    await page.getByLabel("Shell history size").fill("5");
+    await page.getByRole("button", { name: "Create workspace" }).click();
+    await waitText(".field .error", "Use lowercase letters and spaces only");
+    await waitText(".field .error", "must be at least 10");
+    await screenshot(page, "05-workspace-parameters");
+    await page.getByLabel("Greeting").fill("hi there");
+    await page.getByLabel("Shell history size").fill("2000");
+    await page.getByRole("button", { name: "Create workspace" }).click();
+    await page.waitForURL(/\/workspaces\/[0-9a-f-]{36}$/);
+    await waitText(".log-box", "Apply complete!", 120_000);
+    await waitText(".facts", "ready", 120_000);
+    const workspace = (await (await fetch(`${url}/api/v1/workspaces/tf-dev`, { headers: { authorization: `Bearer ${token}` } })).json()) as { agent: { directory: string } };
+    expect(readFileSync(path.join(workspace.agent.directory, "greeting.txt"), "utf8")).toBe("hi there, owner\n");
   });
 
   it("opens a web terminal in the workspace and reattaches to the same shell after a reload", async () => {
-    await page.getByRole("link", { name: "dev" }).click();
+    await page.goto(`${url}/workspaces`);
+    await page.getByRole("link", { name: "dev", exact: true }).click();
     await page.getByRole("link", { name: "Terminal" }).click();
     await page.locator('[data-state="open"]').waitFor();
     await page.locator(".terminal-host .xterm").click();
     await page.keyboard.type("echo kiln-terminal-$((6*7)) && export KILN_MARK=kept\n");
     await waitText(".xterm-rows", "kiln-terminal-42");
-    await screenshot(page, "06-terminal");
+    await screenshot(page, "07-terminal");
     await page.reload();
     await page.locator('[data-state="open"]').waitFor();
     // The scrollback is replayed, and it is the same shell: its variable is still set.
@@ -172,7 +212,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     expect(await reasoning.getAttribute("open")).toBeNull();
     await waitText(".usage", "321 in");
     await waitText(".chat-list", "waiting");
-    await screenshot(page, "07-chat-tools");
+    await screenshot(page, "08-chat-tools");
 
     const workspaces = await (await page.request.get(`${url}/api/v1/workspaces`)).json();
     const directory = workspaces.workspaces.find((workspace: { name: string }) => workspace.name === "dev").agent.directory as string;
@@ -194,7 +234,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await page.getByRole("button", { name: "Queue", exact: true }).click();
     await waitText(".queue li", "drop this one");
     expect(await chatStatus()).toBe("running");
-    await screenshot(page, "08-chat-queue");
+    await screenshot(page, "09-chat-queue");
     await page.getByRole("button", { name: "Delete queued message 2" }).click();
     await page.locator(".queue li", { hasText: "drop this one" }).waitFor({ state: "detached" });
 
@@ -220,7 +260,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     const card = page.locator('.tool-card[data-tool-call-id="call_ask"]');
     await card.getByRole("button", { name: "Approve" }).waitFor();
     expect(await chatStatus()).toBe("requires_action");
-    await screenshot(page, "09-chat-approval");
+    await screenshot(page, "10-chat-approval");
     await card.getByRole("button", { name: "Approve" }).click();
     await card.locator(".exit-code", { hasText: "exit code 0" }).waitFor();
     expect(await card.locator(".tool-output").textContent()).toBe("approved\n");
@@ -238,7 +278,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await page.locator("textarea#system-prompt").fill(marker);
     await page.getByRole("button", { name: "Save system prompt" }).click();
     await page.getByRole("status").filter({ hasText: "Saved" }).waitFor();
-    await screenshot(page, "10-admin-system-prompt");
+    await screenshot(page, "11-admin-system-prompt");
 
     fake.enqueue({ type: "respond", text: "Hello from the new prompt." });
     const before = fake.requests.length;
@@ -263,7 +303,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
       await newChat("delegate a greeting to a helper");
       await waitText(".message.assistant", "I started a helper.");
       await page.locator(".sub-agents").getByRole("link", { name: "Helper" }).waitFor();
-      await screenshot(page, "11-chat-sub-agent");
+      await screenshot(page, "12-chat-sub-agent");
       await page.locator('.tool-card[data-tool="spawn_agent"]').getByRole("link", { name: "open the child chat" }).click();
       await waitText(".message.assistant", "The helper says hi.");
       await page.getByRole("link", { name: "sub-agent of parent chat" }).click();
@@ -312,7 +352,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await form.getByLabel("Initial password").fill(MEMBER.password);
     await form.getByRole("button", { name: "Add user" }).click();
     await waitText("tr[data-user=mia]", "member");
-    await screenshot(page, "12-admin-users");
+    await screenshot(page, "13-admin-users");
 
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
@@ -326,7 +366,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await page.getByRole("heading", { name: "Not allowed" }).waitFor();
     expect(await page.locator("main").textContent()).not.toContain("fake");
     expect((await page.request.get(`${url}/api/v1/admin/providers`)).status()).toBe(403);
-    await screenshot(page, "13-member-admin-denied");
+    await screenshot(page, "14-member-admin-denied");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("heading", { name: "Sign in" }).waitFor();
   });
@@ -341,13 +381,13 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
       await phonePage.getByLabel("Password").fill(OWNER.password);
       await phonePage.getByRole("button", { name: "Sign in" }).click();
       await phonePage.getByRole("heading", { name: "New chat" }).waitFor();
-      await screenshot(phonePage, "14-phone-chats");
+      await screenshot(phonePage, "15-phone-chats");
       await phonePage.goto(firstChatUrl);
       await phonePage.locator(".message.assistant", { hasText: "All done." }).waitFor();
       expect(await phonePage.locator(".chat-sidebar").isVisible()).toBe(false);
       const overflow = await phonePage.evaluate<number>("document.documentElement.scrollWidth - document.documentElement.clientWidth");
       expect(overflow).toBeLessThanOrEqual(0);
-      await screenshot(phonePage, "15-phone-chat");
+      await screenshot(phonePage, "16-phone-chat");
     } finally {
       await phone.close();
     }

@@ -69,10 +69,17 @@ export default function NewWorkspacePage() {
     queryFn: async () => unwrap(await api.GET("/api/v1/templates/{template}", { params: { path: { template: templateName } } })),
     enabled: templateName !== "",
   });
-  const parameters = templateParameters(template.data);
+  // Parameters belong to the template's active version (what its import found in coder_parameter blocks).
+  const activeVersion = template.data?.active_version_id ?? null;
+  const version = useQuery({
+    queryKey: ["template-version", template.data?.id, activeVersion],
+    queryFn: async () => unwrap(await api.GET("/api/v1/templates/{template}/versions/{version}", { params: { path: { template: template.data!.id, version: activeVersion! } } })),
+    enabled: activeVersion !== null && template.data !== undefined,
+  });
+  const parameters = templateParameters(version.data);
   const [values, setValues] = useState<Record<string, string>>({});
   const [touched, setTouched] = useState(false);
-  useEffect(() => setValues(initialValues(templateParameters(template.data))), [template.data]);
+  useEffect(() => setValues(initialValues(templateParameters(version.data))), [version.data]);
   const [name, setName] = useState("");
   const create = useMutation({
     mutationFn: async (input: { name: string; template: string; parameters: Record<string, string> }) => unwrap(await api.POST("/api/v1/workspaces", { body: input })),
@@ -113,7 +120,7 @@ export default function NewWorkspacePage() {
               aria-invalid={nameError ? true : undefined} aria-describedby="workspace-name-hint" />
             <small id="workspace-name-hint" className={nameError ? "error" : "muted"}>{nameError ?? "1-32 lowercase letters, digits and dashes"}</small>
           </div>
-          {template.isPending && templateName ? <Loading what="Loading parameters" /> : parameters.length > 0 && (
+          {(template.isPending || version.isLoading) && templateName ? <Loading what="Loading parameters" /> : parameters.length > 0 && (
             <fieldset>
               <legend>Parameters</legend>
               {parameters.map((parameter) => (

@@ -6,7 +6,7 @@ const region: TemplateParameter = { name: "region", type: "string", default: nul
 const repo: TemplateParameter = { name: "repo", type: "string", default: "", validation: { min: null, max: null, regex: "^https://", error: "" }, required: false };
 
 describe("template parameter form checks", () => {
-  it("reads parameters from a template response in their declared order", () => {
+  it("reads parameters from a template version in their declared order", () => {
     expect(templateParameters({ parameters: [{ name: "b", order: 2 }, { name: "a", order: 1 }] }).map((parameter) => parameter.name)).toEqual(["a", "b"]);
     expect(templateParameters({ name: "local" })).toEqual([]);
   });

@@ -14,9 +14,9 @@ export interface TemplateParameter {
   order?: number;
 }
 
-/** Reads the parameters a template response carries (none for templates without any). */
-export function templateParameters(template: unknown): TemplateParameter[] {
-  const list = (template as { parameters?: unknown } | null)?.parameters;
+/** Reads the parameters of a template version response (`templates.getVersion`), in their declared order. */
+export function templateParameters(version: unknown): TemplateParameter[] {
+  const list = (version as { parameters?: unknown } | null)?.parameters;
   if (!Array.isArray(list)) return [];
   return (list as TemplateParameter[]).filter((parameter) => typeof parameter?.name === "string")
     .sort((a, b) => (a.order ?? 0) - (b.order ?? 0));
