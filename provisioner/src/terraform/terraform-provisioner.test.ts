@@ -4,7 +4,7 @@ import path from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { ProvisionError, type ProvisionLog, type ProvisionRequest } from "../types.ts";
 import { packFiles } from "./files.ts";
-import { findToolchain } from "./terraform-cli.ts";
+import { findToolchain, runTerraform } from "./terraform-cli.ts";
 import { createTerraformProvisioner } from "./terraform-provisioner.ts";
 
 const toolchain = findToolchain();
@@ -84,5 +84,15 @@ describe.skipIf(!toolchain)("terraform provisioner", () => {
     expect((failure as ProvisionError).message).toBe("terraform apply was interrupted");
     expect(JSON.stringify((failure as ProvisionError).state)).toContain("coder_agent");
     expect(Date.now() - started).toBeLessThan(30_000);
+  });
+});
+
+describe.skipIf(!toolchain)("templates in terraform/", () => {
+  it("are formatted (terraform fmt -check)", async () => {
+    const lines: string[] = [];
+    const directory = path.resolve(import.meta.dirname, "../../../terraform");
+    const result = await runTerraform({ toolchain: toolchain!, args: ["fmt", "-check", "-recursive", "-list=true", "."], cwd: directory, env: { PATH: process.env.PATH ?? "" }, signal: new AbortController().signal, onLine: (_stream, line) => lines.push(line) });
+    expect(lines).toEqual([]);
+    expect(result.exitCode).toBe(0);
   });
 });
