@@ -282,6 +282,11 @@ async function main(): Promise<number> {
   log(`PTY flood: ${plan.floodBytes / 1024 / 1024} MiB of 'yes'…`);
   const flood = await measureFlood(server, token, plan, pids);
 
+  // The same flood into a local PTY read by `script` (C): the machine's own ceiling right now.
+  const localFloodMs = await mustRun("sh", ["-c", `script -qfc 'yes | head -c ${plan.floodBytes}' /dev/null > /dev/null`]);
+  // The tty turns each "y\n" into "y\r\n": 1.5 terminal bytes per byte of `yes`, as the Kiln flood counts them.
+  const localFlood = (plan.floodBytes * 1.5) / 1e6 / (localFloodMs / 1000);
+
   log(`scp ${plan.scpBytes / 1024 / 1024} MiB × ${plan.scpRuns}, kiln and sshd…`);
   const dataDirectory = temporaryDirectory("kiln-bench-scp-", existsSync("/dev/shm") ? "/dev/shm" : os.tmpdir());
   const file = path.join(dataDirectory, "payload.bin");
@@ -319,6 +324,7 @@ async function main(): Promise<number> {
     "|---|---|",
     `| keystroke echo, web terminal (n=${echo.n}) | p50 ${fixed(echo.p50, 2)} ms, p99 ${fixed(echo.p99, 2)} ms, max ${fixed(echo.max, 1)} ms |`,
     `| PTY output, \`yes\` flood (${fixed(flood.bytes / 1e6, 0)} MB) | ${fixed(flood.megabytesPerSecond)} MB/s |`,
+    `| same flood into a local PTY read by \`script\` (no Kiln; the machine's ceiling) | ${fixed(localFlood)} MB/s |`,
     `| RSS during flood (peak − before) | server +${fixed(flood.rss.server!.peak - flood.rss.server!.before)} MiB, daemon +${fixed(flood.rss.daemon!.peak - flood.rss.daemon!.before)} MiB |`,
     `| RSS with a stalled reader, ${plan.stallSeconds} s of \`yes\` | server +${fixed(flood.stalled.server!.peak - flood.stalled.server!.before)} MiB, daemon +${fixed(flood.stalled.daemon!.peak - flood.stalled.daemon!.before)} MiB |`,
     `| ssh connection setup via \`kiln ssh --stdio\` (\`ssh kiln.dev true\`) | ${fixed(setupMs, 0)} ms |`,
@@ -329,7 +335,7 @@ async function main(): Promise<number> {
     "",
   ];
   process.stdout.write(lines.join("\n"));
-  process.stdout.write(`${JSON.stringify({ bench: "interactive", plan: flags.quick ? "quick" : "full", echo, flood: { megabytesPerSecond: flood.megabytesPerSecond, bytes: flood.bytes, rssGrowthMiB: floodGrowth, stalledRssGrowthMiB: stallGrowth }, scp: { kiln: kilnScp, sshd: openSsh, uploadRatio, downloadRatio, setupMs }, targets })}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: "interactive", plan: flags.quick ? "quick" : "full", echo, flood: { megabytesPerSecond: flood.megabytesPerSecond, localPtyMegabytesPerSecond: localFlood, bytes: flood.bytes, rssGrowthMiB: floodGrowth, stalledRssGrowthMiB: stallGrowth }, scp: { kiln: kilnScp, sshd: openSsh, uploadRatio, downloadRatio, setupMs }, targets })}\n`);
   return flags.strict && targets.some((target) => !target.pass) ? 1 : 0;
 }
 

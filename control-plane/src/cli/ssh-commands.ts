@@ -10,6 +10,7 @@ import ssh2 from "ssh2";
 import type { ClientChannel } from "ssh2";
 import type { WebSocket } from "ws";
 import { unwrap, type KilnClient } from "../client/index.ts";
+import { runSshStdio } from "../../bin/ssh-stdio.mjs";
 import { info } from "./output.ts";
 import { applyBlock, managedHosts, renderBlock } from "./ssh-config.ts";
 import { describeClose, openWorkspaceSocket, type SocketCredentials } from "./workspace-socket.ts";
@@ -30,7 +31,8 @@ export function registerSshCommands(program: Command, session: Session): void {
     .option("-t, --tty", "give a command a terminal, as for an interactive program")
     .action(async (workspace: string, command: string[], flags: { stdio?: boolean; tty?: boolean }) => {
       const { url, token } = await session();
-      process.exitCode = flags.stdio ? await sshStdio({ url, token }, workspace) : await sshSession({ url, token }, workspace, command, Boolean(flags.tty));
+      // bin/kiln.mjs answers `ssh --stdio` itself without loading the CLI; this path is for callers of main().
+      process.exitCode = flags.stdio ? await runSshStdio([workspace]) : await sshSession({ url, token }, workspace, command, Boolean(flags.tty));
       // stdin may still hold the event loop open (a terminal, or ssh's pipe).
       process.exit();
     });
@@ -101,20 +103,6 @@ async function sshSession(credentials: SocketCredentials, workspace: string, com
   if (finished) return finished.code ?? 128 + (SIGNAL_NUMBERS[(finished.signal ?? "").replace(/^SIG/, "")] ?? 1);
   const { code, reason } = await closed;
   info(`kiln: ${describeClose(workspace, code, reason) ?? `the SSH session in workspace '${workspace}' ended without an exit status`}`);
-  return CONNECTION_FAILED;
-}
-
-/** ProxyCommand mode: raw SSH bytes between stdin/stdout and the workspace. */
-async function sshStdio(credentials: SocketCredentials, workspace: string): Promise<number> {
-  const { ws, stream: socket } = await openWorkspaceSocket(credentials, workspace, "ssh");
-  const closed = socketClosed(ws);
-  process.stdin.pipe(socket);
-  socket.pipe(process.stdout);
-  const { code, reason } = await closed;
-  await new Promise((resolve) => (socket.readableEnded || socket.destroyed ? resolve(undefined) : socket.once("close", resolve)));
-  const problem = describeClose(workspace, code, reason);
-  if (!problem) return 0;
-  info(`kiln: ${problem}`);
   return CONNECTION_FAILED;
 }
 

@@ -1,0 +1,103 @@
+// @ts-check
+// `kiln ssh --stdio <workspace>`: OpenSSH's ProxyCommand for `Host kiln.<workspace>` (see
+// `kiln config-ssh`). OpenSSH starts it for every connection, so it is plain JavaScript that
+// loads only `ws`: no TypeScript loader, no CLI framework. Keep `configDirectory` in step
+// with src/cli/config-store.ts and `describeClose` with src/cli/workspace-socket.ts
+// (src/cli/ssh-stdio.test.ts checks both).
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { WebSocket, createWebSocketStream } from "ws";
+
+/** OpenSSH's exit status when the connection itself failed. */
+const CONNECTION_FAILED = 255;
+const AGENT_LOST = 4001;
+
+/** @param {NodeJS.ProcessEnv} environment */
+export function configDirectory(environment = process.env) {
+  if (environment.KILN_CONFIG_DIR) return environment.KILN_CONFIG_DIR;
+  if (process.platform === "darwin") return path.join(os.homedir(), "Library", "Application Support", "kiln");
+  if (process.platform === "win32") return path.join(environment.APPDATA ?? path.join(os.homedir(), "AppData", "Roaming"), "kiln");
+  return path.join(environment.XDG_CONFIG_HOME || path.join(os.homedir(), ".config"), "kiln");
+}
+
+/** @returns {{ url: string, token: string } | null} */
+function credentials() {
+  if (process.env.KILN_URL && process.env.KILN_TOKEN) return { url: process.env.KILN_URL, token: process.env.KILN_TOKEN };
+  try {
+    const parsed = JSON.parse(readFileSync(path.join(configDirectory(), "session.json"), "utf8"));
+    return parsed.url && parsed.token ? { url: parsed.url, token: parsed.token } : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * What to tell a person when the socket closed, or null when it closed normally.
+ * @param {string} workspace @param {number} code @param {string} reason
+ */
+export function describeClose(workspace, code, reason) {
+  if (code === 1000 || code === 1005) return null;
+  if (code === AGENT_LOST) return `connection to workspace '${workspace}' lost: ${reason || "the workspace agent disconnected"}; run the command again once the workspace is back`;
+  if (code === 1006) return `connection to the Kiln server lost while connected to workspace '${workspace}'`;
+  return `connection to workspace '${workspace}' closed: ${reason || `code ${code}`}`;
+}
+
+/** @param {string} message */
+function fail(message) {
+  process.stderr.write(`kiln: ${message}\n`);
+  return CONNECTION_FAILED;
+}
+
+/**
+ * Relays raw SSH bytes between stdin/stdout and the workspace's SSH server; resolves to the exit status.
+ * @param {string[]} args the arguments after `ssh`
+ * @returns {Promise<number>}
+ */
+export async function runSshStdio(args) {
+  const workspace = args.find((argument) => !argument.startsWith("-"));
+  if (!workspace) return fail("usage: kiln ssh --stdio <workspace>");
+  const session = credentials();
+  if (!session) return fail("you are not logged in; run 'kiln login <url>'");
+  const url = new URL(`${session.url.replace(/\/$/, "")}/api/v1/workspaces/${encodeURIComponent(workspace)}/ssh`);
+  url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
+  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${session.token}` }, perMessageDeflate: false });
+
+  return new Promise((resolve) => {
+    let refused = false;
+    ws.once("unexpected-response", (request, response) => {
+      refused = true;
+      let text = "";
+      response.on("data", (chunk) => (text += chunk));
+      response.on("end", () => {
+        let message = `HTTP ${response.statusCode}`;
+        try {
+          message = JSON.parse(text).error.message ?? message;
+        } catch {
+          // not JSON: the status says enough
+        }
+        request.destroy();
+        resolve(fail(message));
+      });
+    });
+    ws.on("error", (error) => {
+      if (!refused && ws.readyState !== WebSocket.OPEN) resolve(fail(`cannot reach ${session.url}: ${error.message}`));
+    });
+    ws.once("open", () => {
+      // Wrapped in the open handler's tick: the server speaks first (the SSH banner), and `ws`
+      // drops messages nobody listens to.
+      const socket = createWebSocketStream(ws);
+      socket.on("error", () => {});
+      process.stdin.pipe(socket);
+      socket.pipe(process.stdout);
+      ws.once("close", (code, reason) => {
+        const finish = () => {
+          const problem = describeClose(workspace, code, reason.toString());
+          resolve(problem ? fail(problem) : 0);
+        };
+        if (socket.readableEnded) finish();
+        else socket.once("end", finish);
+      });
+    });
+  });
+}
