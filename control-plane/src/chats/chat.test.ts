@@ -125,6 +125,22 @@ describe("agent chat loop (real server, real workspace daemon, fake Anthropic)",
     }
   });
 
+  it("applies the policy's '*' default to tools it does not name", async () => {
+    expect((await h.call("PUT", "/api/v1/admin/tool-policy", { policy: { "*": "deny", read_file: "allow" } })).status).toBe(200);
+    try {
+      h.fake.enqueue(
+        { type: "respond", toolCalls: [{ id: "call_lt", name: "list_templates", input: {} }] },
+        { type: "respond", text: "ok" },
+      );
+      const created = await h.call("POST", "/api/v1/chats", { prompt: "list templates" });
+      await h.waitForStatus(created.body.id, ["waiting"]);
+      const result = (await h.messages(created.body.id))[2].parts[0];
+      expect(result).toMatchObject({ isError: true, output: "the tool 'list_templates' is disabled by the administrator" });
+    } finally {
+      await h.call("PUT", "/api/v1/admin/tool-policy", { policy: {} });
+    }
+  });
+
   it("spawns, awaits and closes a sub-agent", async () => {
     h.fake.setResponder((request) => {
       const text = lastUserText(request.body);

@@ -21,6 +21,7 @@ export class ChatEventBus {
   private readonly buffers = new Map<string, StampedEvent[]>();
   private readonly listeners = new Map<string, Set<Listener>>();
   private readonly allListeners = new Set<Listener>();
+  private readonly dropTimers = new Map<string, NodeJS.Timeout>();
   private readonly remoteListeners = new Set<(chatId: string) => void>();
   private unlisten: (() => Promise<void>) | null = null;
   /** Identifies this process in NOTIFY payloads so it ignores its own. */
@@ -93,8 +94,29 @@ export class ChatEventBus {
     return () => this.remoteListeners.delete(listener);
   }
 
-  /** Forget a chat's buffer (after it has been idle for a while). */
+  /** Forget a chat's buffer. */
   drop(chatId: string): void {
     this.buffers.delete(chatId);
+    const timer = this.dropTimers.get(chatId);
+    if (timer) clearTimeout(timer);
+    this.dropTimers.delete(chatId);
+  }
+
+  /**
+   * Forget a chat's buffer once it has been quiet for `idleMs` (a turn ended): clients that reconnect
+   * later get a snapshot from the database instead of a replay, and memory stays flat over many chats.
+   */
+  dropLater(chatId: string, idleMs = 60_000): void {
+    const existing = this.dropTimers.get(chatId);
+    if (existing) clearTimeout(existing);
+    const buffer = this.buffers.get(chatId);
+    const lastId = buffer?.at(-1)?.id;
+    const timer = setTimeout(() => {
+      this.dropTimers.delete(chatId);
+      if (this.buffers.get(chatId)?.at(-1)?.id === lastId) this.buffers.delete(chatId);
+      else this.dropLater(chatId, idleMs);
+    }, idleMs);
+    timer.unref();
+    this.dropTimers.set(chatId, timer);
   }
 }

@@ -6,6 +6,7 @@ import { queryRows, type DatabaseHandle } from "../db/index.ts";
 import { chatQueuedMessages, chats, users } from "../db/schema.ts";
 import { LlmError, type LlmProvider } from "../llm/index.ts";
 import type { Logger } from "../logger.ts";
+import { decisionFor } from "../admin/settings.ts";
 import { connectToWorkspace } from "./connection.ts";
 import { overThreshold, summarize, SUMMARY_PREFIX, worthCompacting } from "./compaction.ts";
 import { toLlmMessages, toolCallsOf } from "./context.ts";
@@ -114,9 +115,10 @@ export class ChatWorker {
       this.pendingWake = false;
       try {
         while (this.running && this.active.size < this.concurrency) {
-          const claimed = await this.claim(Math.min(50, this.concurrency - this.active.size));
+          const wanted = Math.min(50, this.concurrency - this.active.size);
+          const claimed = await this.claim(wanted);
           for (const chat of claimed) this.startTurn(chat);
-          if (claimed.length === 0) break;
+          if (claimed.length < wanted) break;
         }
       } catch (error) {
         this.options.log.warn({ err: error }, "chat claim failed");
@@ -146,6 +148,7 @@ export class ChatWorker {
           FOR UPDATE SKIP LOCKED)
       RETURNING id`);
     if (rows.length === 0) return [];
+    // Raw SQL rows are snake_case; one typed read maps them (cheaper than mapping columns by hand and safe against drift).
     return this.options.database.db.select().from(chats).where(inArray(chats.id, rows.map((row) => row.id)));
   }
 
@@ -200,6 +203,7 @@ export class ChatWorker {
       })
       .finally(() => {
         this.active.delete(chat.id);
+        this.options.bus.dropLater(chat.id);
         this.wake();
       });
   }
@@ -209,9 +213,9 @@ export class ChatWorker {
     const db = database.db;
     let chat = initial;
     if (chat.interruptRequested) await db.update(chats).set({ interruptRequested: false }).where(eq(chats.id, chat.id));
-    const owner = await this.ownerOf(chat);
-    const model = await this.options.resolveModel(chat.modelId);
-    const [system, policy] = await Promise.all([this.options.systemPrompt(), this.options.toolPolicy()]);
+    const [owner, model, system, policy] = await Promise.all([
+      this.ownerOf(chat), this.options.resolveModel(chat.modelId), this.options.systemPrompt(), this.options.toolPolicy(),
+    ]);
     const tools = toolsFor({ isChild: chat.parentChatId !== null });
     const llmTools = toLlmTools(tools);
     const signal = turn.controller.signal;
@@ -333,7 +337,7 @@ export class ChatWorker {
     for (const call of calls) {
       const record = records.get(call.toolCallId);
       if (record) continue;
-      if ((policy[call.toolName] ?? "allow") === "ask") {
+      if (decisionFor(policy, call.toolName) === "ask") {
         await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "pending_approval" });
         bus.publish({ type: "approval.required", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input });
         awaiting.push(call.toolCallId);
@@ -349,7 +353,7 @@ export class ChatWorker {
         output = record.result as ToolOutput;
       } else if (record?.status === "denied") {
         output = { output: "the user denied this tool call", isError: true };
-      } else if ((policy[call.toolName] ?? "allow") === "deny") {
+      } else if (decisionFor(policy, call.toolName) === "deny") {
         output = { output: `the tool '${call.toolName}' is disabled by the administrator`, isError: true };
       } else if (signal.aborted) {
         output = { output: "interrupted by the user before it ran", isError: true };

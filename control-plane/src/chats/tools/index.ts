@@ -15,9 +15,16 @@ export function toolsFor(options: { isChild: boolean }): Tool[] {
   return options.isChild ? allTools.filter((tool) => !agentTools.includes(tool as never)) : allTools;
 }
 
+const llmToolCache = new WeakMap<Tool, LlmTool>();
+
+/** JSON Schemas for the provider; computed once per tool (they never change at run time). */
 export function toLlmTools(tools: Tool[]): LlmTool[] {
   return tools.map((tool) => {
+    const cached = llmToolCache.get(tool);
+    if (cached) return cached;
     const { $schema: _ignored, ...schema } = z.toJSONSchema(tool.parameters, { io: "input" }) as Record<string, unknown>;
-    return { name: tool.name, description: tool.description, inputSchema: schema };
+    const converted = { name: tool.name, description: tool.description, inputSchema: schema };
+    llmToolCache.set(tool, converted);
+    return converted;
   });
 }
