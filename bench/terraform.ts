@@ -12,7 +12,7 @@
  */
 import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { performance } from "node:perf_hooks";
@@ -25,8 +25,6 @@ import { startServer } from "../control-plane/src/server/server.ts";
 import { findPostgresBin, startPostgresCluster } from "../control-plane/src/testing/postgres-cluster.ts";
 import { killDaemonsOf } from "../control-plane/src/testing/kiln-process.ts";
 import { terraformEnvironment } from "../control-plane/src/provisioning/index.ts";
-import { summarize, type Summary } from "./lib/measure.ts";
-import { Resources } from "./lib/resources.ts";
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const templateDirectory = path.resolve(here, "../terraform/local");
@@ -36,6 +34,30 @@ const ROUNDS = flags.quick ? 3 : 6;
 const CLI_RUNS = flags.quick ? 2 : 4;
 const CONCURRENT = 4;
 const log = (message: string) => process.stderr.write(`${message}\n`);
+
+interface Summary { n: number; p50: number; min: number; max: number }
+
+/** Nearest-rank median with the extremes. */
+function summarize(durations: number[]): Summary {
+  const sorted = [...durations].sort((left, right) => left - right);
+  return { n: sorted.length, p50: sorted[Math.max(0, Math.ceil(sorted.length / 2) - 1)]!, min: sorted[0]!, max: sorted.at(-1)! };
+}
+
+/** What the run started, released in reverse order however it ends. */
+class Resources {
+  private readonly releases: (() => Promise<void> | void)[] = [];
+  temporaryDirectory(prefix: string): string {
+    const directory = mkdtempSync(path.join(os.tmpdir(), prefix));
+    this.releases.push(() => rmSync(directory, { recursive: true, force: true }));
+    return directory;
+  }
+  defer(_name: string, release: () => Promise<void> | void): void {
+    this.releases.push(release);
+  }
+  async release(): Promise<void> {
+    while (this.releases.length > 0) await Promise.resolve(this.releases.pop()!()).catch((error) => log(`cleanup failed: ${error}`));
+  }
+}
 
 async function main(): Promise<number> {
   const toolchain = Terraform.findToolchain({ terraformPath: process.env.KILN_TERRAFORM_PATH, cliConfigFile: process.env.KILN_TERRAFORM_CLI_CONFIG });

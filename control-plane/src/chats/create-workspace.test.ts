@@ -6,7 +6,7 @@ import { localTemplateDirectory, templateFiles, terraformToolchain } from "../te
 const toolchain = terraformToolchain();
 
 /** Lazy creation: the agent makes its own workspace from a terraform template, then works in it. */
-describe.skipIf(!toolchain)("create_workspace with a terraform template (real server, terraform, daemon; fake Anthropic)", () => {
+describe.skipIf(!toolchain)("create_workspace with a terraform template (real server, terraform, daemon; fake Anthropic)", { timeout: 180_000 }, () => {
   let h: ChatHarness;
   const workspaces = temporaryDirectory("kiln-chat-tf-");
 

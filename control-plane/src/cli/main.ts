@@ -7,6 +7,7 @@ import { version } from "../version.ts";
 import { registerAdminCommands } from "./admin-commands.ts";
 import { registerChatCommands } from "./chat-commands.ts";
 import { registerTemplateCommands } from "./template-commands.ts";
+import { registerProvisionerCommand } from "./provisioner-command.ts";
 import { registerSshCommands } from "./ssh-commands.ts";
 import { clearCredentials, readCredentials, writeCredentials } from "./config-store.ts";
 import { info, printJson, printTable, type OutputFormat } from "./output.ts";
@@ -204,6 +205,7 @@ program.command("exec").description("Run a command in a workspace, streaming its
 
 registerChatCommands(program, session);
 registerTemplateCommands(program, session);
+registerProvisionerCommand(program);
 registerAdminCommands(program, session);
 registerSshCommands(program, session);
 

@@ -9,7 +9,7 @@ import { localTemplateDirectory, terraformToolchain } from "../testing/terraform
 const toolchain = terraformToolchain();
 
 /** Terraform templates end to end: real kiln server, real terraform and Coder provider, the real init script and daemon. */
-describe.skipIf(!toolchain)("terraform templates (kiln server + CLI + terraform + kiln-daemon)", () => {
+describe.skipIf(!toolchain)("terraform templates (kiln server + CLI + terraform + kiln-daemon)", { timeout: 180_000 }, () => {
   let database: TestDatabase;
   let server: KilnServerProcess;
   const config = temporaryDirectory("kiln-tf-cli-");

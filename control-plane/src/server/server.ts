@@ -12,6 +12,7 @@ import { JobRunner } from "../jobs/runner.ts";
 import type { Logger } from "../logger.ts";
 import * as Templates from "../templates/index.ts";
 import { createProvisioning } from "../provisioning/index.ts";
+import { AGENTS_REVOKED_CHANNEL } from "../provisioning/standalone.ts";
 import { configureFromEnvironment } from "../admin/bootstrap.ts";
 import { createChatRuntime, type ChatRuntime } from "../chats/runtime.ts";
 import { InteractiveEndpoints } from "../interactive/index.ts";
@@ -76,6 +77,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     handlers: provisioning.handlers({ database, accessUrl, onAgentsRevoked: (ids) => ids.forEach((id) => relay.disconnect(id)) }),
   });
   await runner.start();
+  // Builds run by a standalone `kiln provisioner` announce the agents they revoked; cut their tunnels here.
+  const unlistenRevoked = await database.listen(AGENTS_REVOKED_CHANNEL, (payload) => payload.split(",").filter(Boolean).forEach((id) => relay.disconnect(id)));
   await chatRuntime.start();
 
   return {
@@ -89,6 +92,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     async close() {
       await chatRuntime.stop();
       await runner.stop();
+      await unlistenRevoked().catch(() => {});
       interactive.close();
       await relay.close();
       http.closeAllConnections?.();
