@@ -329,6 +329,31 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     expect(((await page.locator(".messages").textContent()) ?? "").split("Alpha").length - 1).toBe(1);
   });
 
+  it("stops a running turn, keeps what was written, and marks a compaction summary", async () => {
+    fake.enqueue({ type: "respond", text: ["Long ", "answer ", "that ", "keeps ", "going ", "and ", "going ", "and ", "going ", "on."], delayMs: 600 });
+    await newChat("write a long answer");
+    await waitText(".message.streaming", "answer");
+    await page.getByRole("button", { name: "Stop", exact: true }).click();
+    await page.locator('.conversation-meta [data-status="waiting"]').waitFor();
+    await waitText(".message.assistant", "Long answer");
+    expect(await page.locator(".messages").textContent()).not.toContain("on.");
+
+    // Compaction needs a few messages: one more exchange.
+    fake.enqueue({ type: "respond", text: "Continuing from there." });
+    await page.getByLabel("Message", { exact: true }).fill("continue please");
+    await page.keyboard.press("Enter");
+    await waitText(".message.assistant", "Continuing from there.");
+    await page.locator('.conversation-meta [data-status="waiting"]').waitFor();
+
+    fake.enqueue({ type: "respond", text: "Goal: a long answer. Done so far: two words. Next step: continue." });
+    await page.getByRole("button", { name: "Compact" }).click();
+    await waitText(".compaction", "Earlier messages were summarized");
+    await page.locator(".compaction").getByText("Compaction summary").click();
+    await waitText(".compaction", "Next step: continue.");
+    expect(await page.locator(".message.compacted").count()).toBeGreaterThan(0);
+    await screenshot(page, "12-chat-compacted");
+  });
+
   it("resumes the stream after the connection drops", async () => {
     fake.enqueue({ type: "respond", text: ["one ", "two ", "three ", "four ", "five ", "six."], delayMs: 500 });
     const errorsBefore = consoleErrors.length;
