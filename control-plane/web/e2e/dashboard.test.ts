@@ -221,7 +221,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
 
   it("queues messages sent while the agent runs; a deleted one is never delivered", async () => {
     fake.enqueue(
-      { type: "respond", text: ["Working ", "on ", "it ", "slowly ", "one ", "step ", "at ", "a ", "time."], delayMs: 500 },
+      { type: "respond", text: ["Working ", "on ", "it ", "slowly ", "one ", "step ", "at ", "a ", "time."], delayMs: 900 },
       { type: "respond", text: "Answer to the kept message." },
     );
     await newChat("take your time");
@@ -314,8 +314,9 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
   });
 
   it("shows the whole conversation after a reload in the middle of a streamed answer", async () => {
-    const chunks = ["Alpha ", "beta ", "gamma ", "delta ", "epsilon ", "zeta ", "eta ", "theta ", "iota ", "kappa."];
-    fake.enqueue({ type: "respond", reasoning: "Counting in Greek.", text: chunks, delayMs: 600 });
+    const chunks = ["Alpha ", "beta ", "gamma ", "delta ", "epsilon ", "zeta ", "eta ", "theta ", "iota ", "kappa ", "lambda ", "mu."];
+    // Slow enough that the reload lands in the middle of the answer even on a busy machine.
+    fake.enqueue({ type: "respond", reasoning: "Counting in Greek.", text: chunks, delayMs: 1200 });
     await newChat("count in greek");
     await waitText(".message.streaming", "gamma");
     await page.reload();
@@ -323,7 +324,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await waitText(".message.streaming", "Alpha beta gamma", 10_000);
     expect(await chatStatus()).toBe("running");
     await waitText(".message.user", "count in greek");
-    await page.locator(".message.assistant:not(.streaming)", { hasText: "kappa." }).waitFor();
+    await page.locator(".message.assistant:not(.streaming)", { hasText: "mu." }).waitFor();
     const answer = await page.locator(".message.assistant:not(.streaming) .rich-text").last().textContent();
     expect(answer).toBe(chunks.join(""));
     expect(((await page.locator(".messages").textContent()) ?? "").split("Alpha").length - 1).toBe(1);
@@ -355,7 +356,7 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
   });
 
   it("resumes the stream after the connection drops", async () => {
-    fake.enqueue({ type: "respond", text: ["one ", "two ", "three ", "four ", "five ", "six."], delayMs: 500 });
+    fake.enqueue({ type: "respond", text: ["one ", "two ", "three ", "four ", "five ", "six."], delayMs: 900 });
     const errorsBefore = consoleErrors.length;
     await newChat("count to six");
     await waitText(".message.streaming", "two");
