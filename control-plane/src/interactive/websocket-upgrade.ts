@@ -91,7 +91,9 @@ export class InteractiveEndpoints {
       stream = await openStream(connection, "/v1/ssh", workspace);
     }
     if (socket.destroyed) {
+      // The client left while we set up; do not leave a shell running that nobody asked to keep.
       stream.destroy();
+      if (session?.created) void connection.fetch(`/v1/pty/${encodeURIComponent(session.id)}`, { method: "DELETE" }).then((response) => response.arrayBuffer(), () => undefined);
       return;
     }
     this.#server.handleUpgrade(request, socket, head, (ws) => {

@@ -1,6 +1,7 @@
 import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import type { PtySessionInfo } from "../protocol.ts";
+import { Coalescer } from "./coalescer.ts";
 import { Scrollback } from "./scrollback.ts";
 import type { Terminal, TerminalExit } from "./terminal.ts";
 
@@ -16,14 +17,6 @@ export interface PtySessionOptions {
   log: Logger;
   onExit(session: PtySession): void;
 }
-
-/**
- * A PTY hands over at most ~4 KiB per read. Output is gathered until the event loop has
- * nothing else to do (or this much piled up) and sent as one chunk, so every hop after this
- * one (HTTP/2, WebSocket, the browser) handles a few large writes instead of many small ones.
- * An isolated keystroke echo still goes out in the same turn of the loop.
- */
-const COALESCE_BYTES = 64 * 1024;
 
 interface Viewer {
   stream: Duplex;
@@ -52,9 +45,7 @@ export class PtySession {
   #exitedAt: Date | null = null;
   #paused = false;
   #stallTimer: NodeJS.Timeout | undefined;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #flushScheduled = false;
+  readonly #outgoing = new Coalescer((chunk) => this.#send(chunk));
 
   constructor(options: PtySessionOptions) {
     this.id = options.id;
@@ -102,7 +93,7 @@ export class PtySession {
   attach(stream: Duplex): void {
     // Output already in the scrollback but not yet sent goes to the current viewers first,
     // so the new one gets it once, in the replay.
-    this.#flush();
+    this.#outgoing.flush();
     const replay = this.#scrollback.snapshot();
     if (!this.running) {
       stream.end(replay);
@@ -138,22 +129,10 @@ export class PtySession {
 
   #output(chunk: Buffer): void {
     this.#scrollback.push(chunk);
-    if (this.#viewers.size === 0) return;
-    this.#pending.push(chunk);
-    this.#pendingBytes += chunk.length;
-    if (this.#pendingBytes >= COALESCE_BYTES) this.#flush();
-    else if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
-      setImmediate(() => this.#flush());
-    }
+    if (this.#viewers.size > 0) this.#outgoing.push(chunk);
   }
 
-  #flush(): void {
-    this.#flushScheduled = false;
-    if (this.#pendingBytes === 0) return;
-    const chunk = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending, this.#pendingBytes);
-    this.#pending = [];
-    this.#pendingBytes = 0;
+  #send(chunk: Buffer): void {
     for (const viewer of this.#viewers) {
       if (!viewer.stream.write(chunk)) this.#stalled(viewer);
     }
@@ -207,7 +186,7 @@ export class PtySession {
   }
 
   #exited(exit: TerminalExit): void {
-    this.#flush();
+    this.#outgoing.flush();
     this.#exit = exit;
     this.#exitedAt = new Date();
     clearTimeout(this.#stallTimer);

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { outputOf, startInteractiveDaemon, type InteractiveDaemon } from "../testing/interactive-daemon.ts";
+import { Coalescer } from "./coalescer.ts";
 import { Scrollback } from "./scrollback.ts";
 
 describe("Scrollback", () => {
@@ -15,6 +16,23 @@ describe("Scrollback", () => {
     scrollback.push(Buffer.from("0123456789XYZ"));
     expect(scrollback.snapshot().toString()).toBe("3456789XYZ");
     expect(scrollback.bytes).toBe(10);
+  });
+});
+
+describe("Coalescer", () => {
+  test("joins the chunks of one loop turn and sends at once past the limit", async () => {
+    const delivered: string[] = [];
+    const coalescer = new Coalescer((chunk) => delivered.push(chunk.toString()), 8);
+    coalescer.push(Buffer.from("ab"));
+    coalescer.push(Buffer.from("cd"));
+    expect(delivered).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(delivered).toEqual(["abcd"]);
+    coalescer.push(Buffer.from("12345"));
+    coalescer.push(Buffer.from("6789"));
+    expect(delivered).toEqual(["abcd", "123456789"]);
+    coalescer.flush();
+    expect(delivered).toHaveLength(2);
   });
 });
 

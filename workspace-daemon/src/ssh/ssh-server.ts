@@ -4,7 +4,7 @@ import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import ssh2 from "ssh2";
 import type { Connection, PseudoTtyInfo, ServerChannel, Session } from "ssh2";
-import { defaultShell, spawnTerminal, type Terminal, type TerminalOptions } from "../pty/index.ts";
+import { Coalescer, defaultShell, spawnTerminal, type Terminal, type TerminalOptions } from "../pty/index.ts";
 import { serveSftp } from "./sftp-server.ts";
 
 export interface SshServerOptions {
@@ -166,9 +166,10 @@ export class SshServer {
   #runInTerminal(channel: ServerChannel, options: TerminalOptions): Program {
     const terminal = (this.#options.spawnTerminal ?? spawnTerminal)(options);
     let exited = false;
-    terminal.onData((chunk) => {
+    const output = new Coalescer((chunk) => {
       if (!channel.write(chunk)) terminal.pause();
     });
+    terminal.onData((chunk) => output.push(chunk));
     channel.on("drain", () => terminal.resume());
     channel.on("data", (chunk: Buffer) => terminal.write(chunk));
     channel.on("close", () => {
@@ -176,6 +177,7 @@ export class SshServer {
     });
     terminal.onExit(({ exitCode, signal }) => {
       exited = true;
+      output.flush();
       finish(channel, exitCode, signal);
     });
     return { resize: (cols, rows) => terminal.resize(cols, rows), signal: (signal) => terminal.kill(signal) };
