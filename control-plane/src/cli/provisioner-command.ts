@@ -1,7 +1,6 @@
 import type { Command } from "commander";
 import { parseServerConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
-import { startProvisionerDaemon } from "../provisioning/standalone.ts";
 
 /** `kiln provisioner`: builds and imports only, sharing the job table with the servers. */
 export function registerProvisionerCommand(program: Command): void {
@@ -14,6 +13,8 @@ export function registerProvisionerCommand(program: Command): void {
     .action(async (flags: { dataDir?: string; accessUrl?: string; postgresUrl?: string; concurrency?: string }) => {
       const config = parseServerConfig({ dataDir: flags.dataDir, accessUrl: flags.accessUrl, postgresUrl: flags.postgresUrl, provisionerConcurrency: flags.concurrency });
       const log = createLogger({ level: config.logLevel });
+      // Loaded here, not at the top: the rest of the CLI should not pay for the server's modules.
+      const { startProvisionerDaemon } = await import("../provisioning/standalone.ts");
       const daemon = await startProvisionerDaemon(config, log);
       let stopping = false;
       const stop = async (signal: string) => {

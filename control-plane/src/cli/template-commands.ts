@@ -1,5 +1,4 @@
 import path from "node:path";
-import { Terraform } from "@kiln/provisioner";
 import { Option, type Command } from "commander";
 import { unwrap, type KilnClient, type Schemas } from "../client/index.ts";
 import { info, printJson, printTable, type OutputFormat } from "./output.ts";
@@ -70,6 +69,8 @@ export function registerTemplateCommands(program: Command, session: Session): vo
     .action(async (directory: string, flags: { name?: string; versionName?: string; message?: string; variable: string[]; activate: boolean; displayName?: string; description?: string; output: OutputFormat }) => {
       const { client, url, token } = await session();
       const name = flags.name ?? path.basename(path.resolve(directory));
+      // Loaded on use: every other command starts faster without the provisioner's modules.
+      const { Terraform } = await import("@kiln/provisioner");
       const files = await Terraform.readTemplateDirectory(directory);
       const quiet = flags.output === "json";
       if (!quiet) info(`Uploading ${files.length} file(s) from ${directory} as template '${name}'…`);
