@@ -42,6 +42,7 @@ describe("dashboard static files", () => {
       const response = await app.request(route);
       expect(response.status, route).toBe(200);
       expect(response.headers.get("cache-control")).toBe("no-cache");
+      expect(response.headers.get("content-security-policy")).toContain("script-src 'self'");
       expect(await response.text()).toContain('<div id="root">');
     }
   });

@@ -34,6 +34,15 @@ interface Encoded {
   etag: string;
 }
 
+/**
+ * Scripts only from this server; the API, its streams and the terminal's WebSocket on this origin
+ * only. Inline styles stay allowed because xterm.js writes a <style> element for its theme.
+ */
+const CONTENT_SECURITY_POLICY = [
+  "default-src 'self'", "script-src 'self'", "style-src 'self' 'unsafe-inline'", "img-src 'self' data:", "font-src 'self' data:",
+  "connect-src 'self'", "object-src 'none'", "base-uri 'self'", "form-action 'self'", "frame-ancestors 'none'",
+].join("; ");
+
 const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Kiln</title>
 <body style="font-family:system-ui;max-width:40rem;margin:4rem auto;padding:0 1rem">
 <h1>Kiln</h1><p>The dashboard has not been built. Run <code>npm start</code> (which builds it) or
@@ -73,6 +82,7 @@ export function dashboardRoutes(options: { directory?: string } = {}) {
       "x-content-type-options": "nosniff",
     });
     if (path.extname(file) === ".html") {
+      headers.set("content-security-policy", CONTENT_SECURITY_POLICY);
       headers.set("x-frame-options", "DENY");
       headers.set("referrer-policy", "same-origin");
     }
