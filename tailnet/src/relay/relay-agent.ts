@@ -1,7 +1,8 @@
 import http2 from "node:http2";
 import type { Http2Server, Http2ServerRequest, Http2ServerResponse, ServerHttp2Session } from "node:http2";
 import type { Duplex } from "node:stream";
-import { WebSocket, createWebSocketStream } from "ws";
+import { WebSocket } from "ws";
+import { webSocketByteStream, zeroMask } from "./websocket-stream.ts";
 import { TunnelError, silentLogger, type Logger } from "../transport.ts";
 import { backoffDelay, type BackoffOptions } from "./backoff.ts";
 import { startHeartbeat } from "./heartbeat.ts";
@@ -115,6 +116,7 @@ export class RelayAgent {
       headers: { authorization: `Bearer ${this.#options.token}` },
       perMessageDeflate: false,
       handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
+      generateMask: zeroMask,
     });
     this.#ws = ws;
     let refusedStatus: number | undefined;
@@ -179,7 +181,7 @@ export class RelayAgent {
 
   /** Runs an HTTP/2 server session over the open `ws`; returns a function that ends it. */
   #serve(ws: WebSocket): () => void {
-    const duplex = createWebSocketStream(ws);
+    const duplex = webSocketByteStream(ws);
     duplex.on("error", (error) => this.#log.debug({ err: error }, "relay socket stream error"));
     const session = openServerSession(this.#server, duplex);
     session.on("connect", () => session.setLocalWindowSize(CONNECTION_WINDOW_BYTES));

@@ -1,7 +1,8 @@
 import http2 from "node:http2";
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from "node:http2";
 import { PassThrough, Readable, pipeline, type Duplex } from "node:stream";
-import { WebSocket, createWebSocketStream } from "ws";
+import { WebSocket } from "ws";
+import { webSocketByteStream } from "./websocket-stream.ts";
 import { TunnelError, type AgentConnection, type AgentFetchInit, type Logger } from "../transport.ts";
 import { abortReason } from "./abort-reason.ts";
 import { startHeartbeat } from "./heartbeat.ts";
@@ -47,7 +48,7 @@ export class RelayConnection implements AgentConnection {
     this.#onClose = options.onClose;
     // The daemon's HTTP/2 server speaks first (its SETTINGS frame). Wrapping the socket now
     // buffers that until the session exists; `ws` drops messages nobody listens to.
-    this.#duplex = createWebSocketStream(options.ws);
+    this.#duplex = webSocketByteStream(options.ws);
     this.#duplex.on("error", (error) => this.#log.debug({ agentId: this.agentId, err: error }, "relay socket stream error"));
     this.#socketClosed = new Promise((resolve) => options.ws.once("close", () => resolve()));
     options.ws.on("error", (error) => this.#log.debug({ agentId: this.agentId, err: error }, "relay websocket error"));
@@ -111,7 +112,7 @@ export class RelayConnection implements AgentConnection {
       });
       stream.once("close", () => {
         signal?.removeEventListener("abort", onAbort);
-        fail(this.#streamError(path, undefined));
+        if (!settled) fail(this.#streamError(path, undefined));
       });
       stream.once("response", (responseHeaders) => {
         if (settled) return;
@@ -268,7 +269,7 @@ export class RelayConnection implements AgentConnection {
  * close a response that is blocked on flow control for that: the daemon's handler would
  * keep running. Resetting with CANCEL first always reaches it.
  */
-function resetOnDestroy(stream: ClientHttp2Stream): ClientHttp2Stream {
+export function resetOnDestroy(stream: ClientHttp2Stream): ClientHttp2Stream {
   const destroy = stream.destroy.bind(stream);
   stream.destroy = (error?: Error) => {
     if (!stream.closed) stream.close(NGHTTP2_CANCEL);
@@ -277,7 +278,7 @@ function resetOnDestroy(stream: ClientHttp2Stream): ClientHttp2Stream {
   return stream;
 }
 
-function requestHeaders(method: string, path: string, headers: Record<string, string> = {}): OutgoingHttpHeaders {
+export function requestHeaders(method: string, path: string, headers: Record<string, string> = {}): OutgoingHttpHeaders {
   if (!path.startsWith("/")) throw new TypeError(`path must start with "/", got ${JSON.stringify(path)}`);
   const result: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
@@ -291,7 +292,7 @@ function requestHeaders(method: string, path: string, headers: Record<string, st
   return result;
 }
 
-function toWebHeaders(headers: IncomingHttpHeaders & IncomingHttpStatusHeader): Headers {
+export function toWebHeaders(headers: IncomingHttpHeaders & IncomingHttpStatusHeader): Headers {
   const result = new Headers();
   for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith(":") || value === undefined) continue;
