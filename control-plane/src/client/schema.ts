@@ -1628,7 +1628,10 @@ export interface operations {
     };
     "agent.manifest": {
         parameters: {
-            query?: never;
+            query?: {
+                /** @description hold the request up to this long until the build has recorded the agent's configuration */
+                wait_ms?: number | null;
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1642,6 +1645,15 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["AgentManifest"];
+                };
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
                 };
             };
             /** @description Not authenticated */

@@ -36,10 +36,11 @@ export class ControlPlaneClient {
   }
 
   /** The agent's manifest; `config` stays null until the build has recorded what the agent runs. */
-  async manifest(): Promise<AgentManifest> {
-    const response = await fetch(`${this.options.url}/api/v1/agent/manifest`, {
+  async manifest(options: { waitMs?: number } = {}): Promise<AgentManifest> {
+    const waitMs = options.waitMs ?? 0;
+    const response = await fetch(`${this.options.url}/api/v1/agent/manifest${waitMs ? `?wait_ms=${waitMs}` : ""}`, {
       headers: { authorization: `Bearer ${this.options.token}` },
-      signal: AbortSignal.timeout(10_000),
+      signal: AbortSignal.timeout(10_000 + waitMs),
     });
     if (!response.ok) throw new HttpError(response.status, `manifest: HTTP ${response.status}`);
     return AgentManifest.parse(await response.json());

@@ -91,7 +91,8 @@ export class AgentDuties {
     let delay = 50;
     while (Date.now() < deadline && !this.stopped.signal.aborted) {
       try {
-        const manifest = await this.options.client.manifest();
+        // The control plane holds the request until the build has recorded the configuration (or 20 s pass).
+        const manifest = await this.options.client.manifest({ waitMs: 20_000 });
         if (manifest.config) return manifest.config;
       } catch (error) {
         if (error instanceof HttpError && !error.retryable) {

@@ -33,9 +33,16 @@ export function agentRoutes(deps: AppDeps) {
 
   app.openapi(createRoute({
     method: "get", path: "/manifest", operationId: "agent.manifest", tags: ["agent"], security: [{ bearer: [] }],
-    responses: { 200: json(AgentManifest, "What the daemon needs to know about its workspace"), 401: errorResponses[401] },
+    request: { query: z.object({ wait_ms: z.coerce.number().int().min(0).max(30_000).optional().describe("hold the request up to this long until the build has recorded the agent's configuration") }) },
+    responses: { 200: json(AgentManifest, "What the daemon needs to know about its workspace"), 400: errorResponses[400], 401: errorResponses[401] },
   }), async (c) => {
-    const agent = get(c as never);
+    let agent = get(c as never);
+    // A daemon started during the apply asks before the build has stored its configuration: wait for it here.
+    const deadline = Date.now() + (c.req.valid("query").wait_ms ?? 0);
+    while (agent.config === null && Date.now() < deadline && !c.req.raw.signal.aborted) {
+      await new Promise((resolve) => setTimeout(resolve, 25));
+      agent = (await Agents.latestForWorkspace(db, agent.workspaceId).then((latest) => (latest?.id === agent.id ? latest : null))) ?? agent;
+    }
     const [row] = await db.select({ workspace: workspaces, owner: users }).from(workspaces).innerJoin(users, eq(users.id, workspaces.ownerId)).where(eq(workspaces.id, agent.workspaceId));
     return c.json({
       agent_id: agent.id, agent_name: agent.name, workspace_id: agent.workspaceId, workspace_name: row!.workspace.name, owner_name: row!.owner.username,
