@@ -1,0 +1,159 @@
+import { mkdirSync } from "node:fs";
+import path from "node:path";
+import { ManagedProcess, freePort, run, runToExit, waitFor } from "./process.ts";
+
+export interface TailscaleBinaries {
+  tailscaled: string;
+  tailscale: string;
+}
+
+export interface TailscaleNodeOptions {
+  binaries: TailscaleBinaries;
+  /** Holds the node's socket and state directory. */
+  stateDir: string;
+  loginServer: string;
+  authKey: string;
+  hostname: string;
+  /** Serve a SOCKS5 proxy on loopback (the control plane dials daemons through it). */
+  socks5?: boolean;
+  /** Loopback DERP without TLS needs TS_DEBUG_USE_DERP_HTTP=1; TS_DEBUG_ALWAYS_USE_DERP=1 forces the relay path. */
+  env?: NodeJS.ProcessEnv;
+  joinTimeoutMs?: number;
+}
+
+export interface PeerPath {
+  /** "direct" when WireGuard packets flow peer to peer, "derp" when relayed. */
+  path: "direct" | "derp";
+  endpoint: string;
+  roundTripMs: number;
+}
+
+/** A userspace-networking tailscaled joined to a tailnet. Inbound tailnet TCP is forwarded to 127.0.0.1 on the same port. */
+export class TailscaleNode {
+  readonly hostname: string;
+  readonly socks5: { host: string; port: number } | undefined;
+  readonly #options: TailscaleNodeOptions;
+  readonly #socket: string;
+  #process: ManagedProcess | undefined;
+  #addresses: string[] = [];
+
+  private constructor(options: TailscaleNodeOptions, socks5Port: number | undefined) {
+    this.#options = options;
+    this.hostname = options.hostname;
+    this.#socket = path.join(options.stateDir, "tailscaled.sock");
+    this.socks5 = socks5Port === undefined ? undefined : { host: "127.0.0.1", port: socks5Port };
+  }
+
+  /** Starts tailscaled and joins with the auth key; stops it again when joining fails. */
+  static async start(options: TailscaleNodeOptions): Promise<TailscaleNode> {
+    mkdirSync(options.stateDir, { recursive: true });
+    const node = new TailscaleNode(options, options.socks5 ? await freePort() : undefined);
+    try {
+      await node.#startDaemon();
+      await run(
+        options.binaries.tailscale,
+        ["--socket", node.#socket, "up", `--login-server=${options.loginServer}`, `--auth-key=${options.authKey}`, `--hostname=${options.hostname}`, `--timeout=${Math.round((options.joinTimeoutMs ?? 20_000) / 1000)}s`],
+        process.env,
+        (options.joinTimeoutMs ?? 20_000) + 5000,
+      );
+      node.#addresses = (await node.#cli(["ip"])).split("\n").map((line) => line.trim()).filter(Boolean);
+    } catch (error) {
+      await node.stop();
+      throw new Error(`tailscale node ${options.hostname} failed to join ${options.loginServer}: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    return node;
+  }
+
+  get running(): boolean {
+    return this.#process?.running ?? false;
+  }
+
+  /** The tail of tailscaled's log, for diagnostics. */
+  get log(): string {
+    return this.#process?.output ?? "";
+  }
+
+  /** The node's tailnet IPv4 address. */
+  get ipv4(): string {
+    const address = this.#addresses.find((candidate) => candidate.includes("."));
+    if (!address) throw new Error(`tailscale node ${this.hostname} has no IPv4 address`);
+    return address;
+  }
+
+  get addresses(): readonly string[] {
+    return this.#addresses;
+  }
+
+  /** Kills tailscaled (state is in memory) and starts it again; the node re-joins with the same auth key. */
+  async restart(): Promise<void> {
+    await this.#process?.stop();
+    await this.#startDaemon();
+    await run(this.#options.binaries.tailscale, ["--socket", this.#socket, "up", `--login-server=${this.#options.loginServer}`, `--auth-key=${this.#options.authKey}`, `--hostname=${this.hostname}`, "--timeout=20s"], process.env, 25_000);
+  }
+
+  /**
+   * A disco ping to a peer: which path the last pong took and how long. `tailscale ping` keeps pinging
+   * until the path is direct or `count` runs out, and exits 1 when it stayed on DERP; a pong still counts.
+   */
+  async ping(address: string, count = 5): Promise<PeerPath> {
+    const result = await runToExit(this.#options.binaries.tailscale, ["--socket", this.#socket, "ping", "-c", String(count), "--timeout=3s", address]);
+    // "pong from ws1 (100.64.0.2) via 127.0.0.1:42076 in 1ms" or "... via DERP(kiln) in 2ms"
+    const pongs = [...result.stdout.matchAll(/pong from .* via (\S+) in ([\d.]+)(ms|s|µs)/g)];
+    const match = pongs.at(-1);
+    if (!match) throw new Error(`no pong from ${address}: ${(result.stderr || result.stdout).trim().slice(-1000)}`);
+    const [, endpoint = "", value = "0", unit = "ms"] = match;
+    const roundTripMs = Number(value) * (unit === "s" ? 1000 : unit === "µs" ? 0.001 : 1);
+    return { path: endpoint.startsWith("DERP(") ? "derp" : "direct", endpoint, roundTripMs };
+  }
+
+  /** `tailscale status --json`, parsed. */
+  async status(): Promise<{ BackendState: string; Peer?: Record<string, { HostName: string; TailscaleIPs: string[]; Online: boolean; CurAddr: string; Relay: string }> }> {
+    return JSON.parse(await this.#cli(["status", "--json"]));
+  }
+
+  /**
+   * Waits until this node's netmap holds a peer with `address` and a home DERP region: a freshly joined peer takes a
+   * few seconds to pick one, and until then WireGuard has no address to send its handshake to.
+   */
+  async waitForPeer(address: string, timeoutMs = 15_000): Promise<void> {
+    await waitFor(
+      `peer ${address} in ${this.hostname}'s netmap`,
+      async () => {
+        const peers = Object.values((await this.status()).Peer ?? {});
+        return peers.some((peer) => peer.TailscaleIPs.includes(address) && (peer.Relay !== "" || peer.CurAddr !== "")) ? true : undefined;
+      },
+      timeoutMs,
+    );
+  }
+
+  async stop(): Promise<void> {
+    await this.#process?.stop();
+  }
+
+  async #startDaemon(): Promise<void> {
+    const args = [
+      "--tun=userspace-networking",
+      "--state=mem:",
+      `--socket=${this.#socket}`,
+      `--statedir=${this.#options.stateDir}`,
+      "--no-logs-no-support",
+      "--port=0",
+    ];
+    if (this.socks5) args.push(`--socks5-server=${this.socks5.host}:${this.socks5.port}`);
+    const managed = new ManagedProcess(this.#options.binaries.tailscaled, args, { ...process.env, ...this.#options.env });
+    this.#process = managed;
+    await waitFor(
+      "tailscaled to answer on its socket",
+      async () => {
+        await this.#cli(["status", "--json"]);
+        return true;
+      },
+      10_000,
+      () => (managed.running ? undefined : `tailscaled exited: ${managed.output.trim().slice(-2000)}`),
+    );
+  }
+
+  #cli(args: string[]): Promise<string> {
+    return run(this.#options.binaries.tailscale, ["--socket", this.#socket, ...args]);
+  }
+}
