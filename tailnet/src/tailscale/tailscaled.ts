@@ -84,13 +84,6 @@ export class TailscaleNode {
     return this.#addresses;
   }
 
-  /** Kills tailscaled (state is in memory) and starts it again; the node re-joins with the same auth key. */
-  async restart(): Promise<void> {
-    await this.#process?.stop();
-    await this.#startDaemon();
-    await run(this.#options.binaries.tailscale, ["--socket", this.#socket, "up", `--login-server=${this.#options.loginServer}`, `--auth-key=${this.#options.authKey}`, `--hostname=${this.hostname}`, "--timeout=20s"], process.env, 25_000);
-  }
-
   /**
    * A disco ping to a peer: which path the last pong took and how long. `tailscale ping` keeps pinging
    * until the path is direct or `count` runs out, and exits 1 when it stayed on DERP; a pong still counts.
