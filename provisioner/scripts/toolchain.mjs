@@ -20,7 +20,8 @@ export const PROVIDERS = [
 ];
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-export const toolchainDir = path.join(root, ".tools", "terraform");
+/** KILN_TOOLCHAIN_DIR builds elsewhere (e.g. to time a build from scratch); the server and tests read .tools/terraform. */
+export const toolchainDir = process.env.KILN_TOOLCHAIN_DIR ? path.resolve(process.env.KILN_TOOLCHAIN_DIR) : path.join(root, ".tools", "terraform");
 const log = (message) => process.stderr.write(`[toolchain] ${message}\n`);
 
 export function goBinary() {

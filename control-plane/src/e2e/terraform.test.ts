@@ -146,6 +146,10 @@ describe.skipIf(!toolchain)("terraform templates (kiln server + CLI + terraform 
     expect(stop.stderr).toContain("stopped the agent");
     const stopped = (await api("GET", "/api/v1/workspaces/dev")).body;
     expect(stopped).toMatchObject({ status: "stopped", agent: { connected: false } });
+    // A start may change mutable parameters only; the refusal comes before any build.
+    const immutable = await api("POST", "/api/v1/workspaces/dev/builds", { transition: "start", parameters: { history_lines: "50" } });
+    expect(immutable.status).toBe(400);
+    expect(immutable.body.error.details.issues[0]).toEqual({ field: "parameters.history_lines", reason: expect.stringContaining("is immutable") });
     const start = await cli(["start", "dev"]);
     expect(start.code, start.stderr).toBe(0);
     const exec = await cli(["exec", "dev", "--", "sh", "-c", "cat greeting.txt; grep -c 'stopped at' shutdown.log"]);

@@ -60,8 +60,10 @@ export async function push(database: DatabaseHandle, actor: Actor, input: PushIn
   for (const name of Object.keys(input.variables ?? {})) {
     if (!/^[A-Za-z_][A-Za-z0-9_-]*$/.test(name)) throw new ValidationError(`invalid variable name ${JSON.stringify(name)}`, { field: `variables.${name}`, reason: "not a Terraform identifier" });
   }
-  checkFiles(input.files);
-  const { archive, hash } = Terraform.packFiles(input.files);
+  // Terraform's working data, state and lock file are never part of a version, whoever uploads them.
+  const files = input.files.filter((file) => !Terraform.isIgnored(file.path));
+  checkFiles(files);
+  const { archive, hash } = Terraform.packFiles(files);
   const result = await database.db.transaction(async (transaction) => {
     await transaction.execute(sql`SELECT pg_advisory_xact_lock(7341131, hashtext(lower(${input.template})))`);
     let [template] = await transaction.select().from(templates).where(and(sql`lower(${templates.name}) = lower(${input.template})`, eq(templates.deleted, false)));

@@ -18,8 +18,11 @@ export const LIMITS = {
   maxFiles: 1000,
 };
 
-/** Directories and files never uploaded: Terraform's working data, state, VCS metadata. */
-const IGNORED = [/^\.terraform(\/|$)/, /(^|\/)\.git(\/|$)/, /\.tfstate(\.backup)?$/, /(^|\/)terraform\.tfstate\.d(\/|$)/, /(^|\/)\.DS_Store$/];
+/**
+ * Never uploaded: Terraform's working data, state, VCS metadata, and the dependency lock file — its
+ * checksums are of the registry's provider packages, which Kiln's mirror (built from source) never matches.
+ */
+const IGNORED = [/^\.terraform(\/|$)/, /^\.terraform\.lock\.hcl$/, /(^|\/)\.git(\/|$)/, /\.tfstate(\.backup)?$/, /(^|\/)terraform\.tfstate\.d(\/|$)/, /(^|\/)\.DS_Store$/];
 
 /** Why a file path is not acceptable inside a template (absolute, `..`, ignored), or null. */
 export function pathProblem(filePath: string): string | null {
