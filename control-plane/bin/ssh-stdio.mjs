@@ -61,7 +61,9 @@ export async function runSshStdio(args) {
   if (!session) return fail("you are not logged in; run 'kiln login <url>'");
   const url = new URL(`${session.url.replace(/\/$/, "")}/api/v1/workspaces/${encodeURIComponent(workspace)}/ssh`);
   url.protocol = url.protocol === "https:" ? "wss:" : "ws:";
-  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${session.token}` }, perMessageDeflate: false });
+  // An all-zero mask: masking protects proxies from content a browser script chose; this is not
+  // a browser, and XOR-ing every byte is work on both ends (`ws` offers the option for such clients).
+  const ws = new WebSocket(url, { headers: { authorization: `Bearer ${session.token}` }, perMessageDeflate: false, generateMask: (mask) => mask.fill(0) });
 
   return new Promise((resolve) => {
     let refused = false;
@@ -87,6 +89,10 @@ export async function runSshStdio(args) {
       // Wrapped in the open handler's tick: the server speaks first (the SSH banner), and `ws`
       // drops messages nobody listens to.
       const socket = createWebSocketStream(ws);
+      // Writes queued while the socket is busy leave as one message.
+      socket._writev = (chunks, callback) => {
+        ws.send(chunks.length === 1 ? chunks[0].chunk : Buffer.concat(chunks.map((entry) => entry.chunk)), callback);
+      };
       socket.on("error", () => {});
       process.stdin.pipe(socket);
       socket.pipe(process.stdout);

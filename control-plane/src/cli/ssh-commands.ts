@@ -75,16 +75,23 @@ async function sshSession(credentials: SocketCredentials, workspace: string, com
   const terminal = command.length === 0 ? interactive : forceTty;
   const window = { term: process.env.TERM || "xterm-256color", cols: process.stdout.columns || 80, rows: process.stdout.rows || 24 };
   const env = process.env.LANG ? { LANG: process.env.LANG } : undefined;
+  // Listeners go on inside the callback: ssh2 parses everything that arrived in one read at
+  // once, so a quick command's exit status and close can be emitted before an `await` resumes.
+  let exit: { code: number | null; signal: string | null } | null = null;
+  let channelClosed!: Promise<unknown>;
   const channel = await new Promise<ClientChannel>((resolve, reject) => {
-    const done = (error: Error | undefined, opened: ClientChannel) => (error ? reject(error) : resolve(opened));
+    const done = (error: Error | undefined, opened: ClientChannel) => {
+      if (error) return reject(error);
+      opened.on("exit", (code: number | null, signal?: string) => {
+        exit = { code, signal: signal ?? null };
+      });
+      channelClosed = once(opened, "close").catch(() => null);
+      resolve(opened);
+    };
     if (command.length === 0) client.shell(terminal ? window : false, { env }, done);
     else client.exec(command.length === 1 ? command[0]! : command.map(shellQuote).join(" "), { pty: terminal ? window : undefined, env }, done);
   });
 
-  let exit: { code: number | null; signal: string | null } | null = null;
-  channel.on("exit", (code: number | null, signal?: string) => {
-    exit = { code, signal: signal ?? null };
-  });
   const rawMode = terminal && process.stdin.isTTY === true;
   if (rawMode) process.stdin.setRawMode(true);
   process.stdin.pipe(channel);
@@ -93,8 +100,11 @@ async function sshSession(credentials: SocketCredentials, workspace: string, com
   const onResize = () => channel.setWindow(process.stdout.rows || 24, process.stdout.columns || 80, 0, 0);
   if (terminal) process.stdout.on("resize", onResize);
 
-  // A dropped connection closes the client; ssh2 does not always close its channels then.
-  await Promise.race([once(channel, "close"), once(client, "close")]);
+  // Done when the channel closed and its output was all written out (it may have arrived before
+  // the pipes were set up); a dropped connection closes the client, and ssh2 does not always
+  // close its channels then.
+  const drained = Promise.all([channel, channel.stderr].map((stream) => (stream.readableEnded ? null : once(stream, "end").catch(() => null))));
+  await Promise.race([Promise.all([channelClosed, drained]), once(client, "close")]);
   process.stdout.off("resize", onResize);
   if (rawMode) process.stdin.setRawMode(false);
   process.stdin.unpipe(channel);

@@ -24,6 +24,9 @@ export function openWorkspaceSocket(credentials: SocketCredentials, workspace: s
   const ws = new WebSocket(workspaceSocketUrl(credentials.url, workspace, kind, query), {
     headers: { authorization: `Bearer ${credentials.token}` },
     perMessageDeflate: false,
+    // An all-zero mask: masking protects proxies from content a browser script chose; the CLI is
+    // not a browser, and XOR-ing every byte is work on both ends (`ws` offers this for such clients).
+    generateMask: (mask: Buffer) => void mask.fill(0),
   });
   return new Promise((resolve, reject) => {
     let refused = false;

@@ -156,9 +156,22 @@ function closeFor(error: Error): { code: number; reason: string } {
   return { code: CloseCode.streamFailed, reason: "the workspace ended the stream" };
 }
 
+/**
+ * The WebSocket as a byte stream whose queued writes leave as one message: the workspace side
+ * hands over one HTTP/2 DATA frame (≤ 16 KiB) at a time, and a message each would multiply the
+ * per-message work on both ends.
+ */
+function batchedByteStream(ws: WebSocket): Duplex {
+  const duplex = createWebSocketStream(ws);
+  duplex._writev = (chunks, callback) => {
+    ws.send(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((entry) => entry.chunk as Buffer)), callback);
+  };
+  return duplex;
+}
+
 /** Raw bytes both ways with stream backpressure (SSH, TCP). */
 function bridgeBytes(ws: WebSocket, stream: Duplex, log: Logger): void {
-  const socketStream = createWebSocketStream(ws);
+  const socketStream = batchedByteStream(ws);
   socketStream.on("error", () => {});
   socketStream.pipe(stream);
   stream.pipe(socketStream);
