@@ -1,5 +1,5 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
-import { useEffect, useState, type FormEvent, type KeyboardEvent } from "react";
+import { useEffect, useRef, useState, type FormEvent, type KeyboardEvent } from "react";
 import { Link, NavLink, useNavigate, useParams } from "react-router";
 import { api, errorMessage, unwrap, type Chat } from "../api/client.ts";
 import { readEvents } from "../api/sse.ts";
@@ -88,6 +88,7 @@ function NewChat() {
   const models = useQuery({ queryKey: ["models"], queryFn: async () => unwrap(await api.GET("/api/v1/models")).models });
   const workspaces = useQuery({ queryKey: ["workspaces"], queryFn: async () => unwrap(await api.GET("/api/v1/workspaces", { params: { query: {} } })).workspaces });
   const [prompt, setPrompt] = useState("");
+  const form = useRef<HTMLFormElement>(null);
   const create = useMutation({
     mutationFn: async (input: { prompt: string; model?: string; workspace?: string }) => unwrap(await api.POST("/api/v1/chats", { body: input })),
     onSuccess: (chat) => {
@@ -97,9 +98,8 @@ function NewChat() {
   });
   const submit = (event?: FormEvent<HTMLFormElement>) => {
     event?.preventDefault();
-    const form = document.getElementById("new-chat") as HTMLFormElement;
-    const data = new FormData(form);
-    if (!prompt.trim()) return;
+    if (!prompt.trim() || !form.current || create.isPending) return;
+    const data = new FormData(form.current);
     create.mutate({ prompt, model: String(data.get("model") || "") || undefined, workspace: String(data.get("workspace") || "") || undefined });
   };
   const onKeyDown = (event: KeyboardEvent<HTMLTextAreaElement>) => {
@@ -110,7 +110,7 @@ function NewChat() {
   };
   const noModels = models.isSuccess && models.data.length === 0;
   return (
-    <form id="new-chat" className="new-chat" onSubmit={submit} aria-labelledby="new-chat-title">
+    <form ref={form} className="new-chat" onSubmit={submit} aria-labelledby="new-chat-title">
       <h1 id="new-chat-title">New chat</h1>
       {noModels && <p className="error-box" role="alert">No models are enabled. An admin can add a provider and a model under Admin.</p>}
       <div className="new-chat-options">

@@ -52,6 +52,7 @@ export function useChat(chatId: string) {
         loadHistory(chatId, signal),
       ]);
       dispatch({ type: "history", chat: detail.chat as ChatView, queue: detail.queue as unknown as QueuedView[], messages });
+      lastMessageId.current = messages.at(-1)?.id ?? 0;
       let failures = 0;
       while (!signal.aborted) {
         try {
@@ -84,9 +85,9 @@ export function useChat(chatId: string) {
             }
             if (id !== null && Number.isFinite(id)) lastEventId.current = Math.max(lastEventId.current ?? 0, id);
           }
-        } catch (error) {
+        } catch {
+          // The stream dropped or could not open: reconnect below, resuming after the last event.
           if (signal.aborted) return;
-          void error;
         }
         if (signal.aborted) return;
         setConnection("reconnecting");
