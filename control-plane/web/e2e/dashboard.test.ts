@@ -1,4 +1,4 @@
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import type { Browser, BrowserContext, Page } from "playwright-core";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -265,6 +265,20 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await card.locator(".exit-code", { hasText: "exit code 0" }).waitFor();
     expect(await card.locator(".tool-output").textContent()).toBe("approved\n");
     await waitText(".message.assistant", "It ran.");
+
+    // Denied, the call never runs and the model hears why.
+    fake.enqueue(
+      { type: "respond", toolCalls: [{ id: "call_deny", name: "execute", input: { command: "touch denied.txt" } }] },
+      { type: "respond", text: "Understood, I will not." },
+    );
+    await page.getByLabel("Message", { exact: true }).fill("now touch denied.txt");
+    await page.keyboard.press("Enter");
+    const denied = page.locator('.tool-card[data-tool-call-id="call_deny"]');
+    await denied.getByRole("button", { name: "Deny" }).click();
+    await denied.locator(".tool-output", { hasText: "the user denied this tool call" }).waitFor();
+    await waitText(".message.assistant", "Understood, I will not.");
+    const listed = (await (await page.request.get(`${url}/api/v1/workspaces`)).json()) as { workspaces: { name: string; agent: { directory: string } }[] };
+    expect(existsSync(path.join(listed.workspaces.find((workspace) => workspace.name === "dev")!.agent.directory, "denied.txt"))).toBe(false);
 
     await page.goto(`${url}/admin/tool-policy`);
     await page.getByLabel("Policy for execute").selectOption("");
