@@ -12,9 +12,11 @@ const MAX_READ_BYTES = 32 * 1024;
 const READDIR_BATCH = 256;
 
 /**
- * `queue` orders a handle's requests: clients pipeline many READs/WRITEs and OpenSSH's
- * upload trusts the order of the acknowledgements (it truncates the file at the last
- * in-order ACK), so each handle answers in request order, as sftp-server does.
+ * `queue` orders a handle's replies. Clients pipeline many READs and WRITEs, and OpenSSH's
+ * scp (9.x) truncates the file it copies at the last reply that came in order, in both
+ * directions, silently. So every handle answers in request order, as sftp-server does; the
+ * filesystem calls of READs and WRITEs still run concurrently (positional, at their own
+ * offsets), only their replies wait their turn.
  */
 type OpenHandle =
   | { kind: "file"; file: FileHandle; path: string; queue: Promise<void> }
@@ -57,6 +59,15 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
   const inOrder = (handle: OpenHandle, requestId: number, work: () => Promise<void>) => {
     handle.queue = handle.queue.then(() => respond(requestId, work));
   };
+  /** Starts `work` now; its reply (what it resolves to) is sent after the handle's earlier replies. */
+  const replyInOrder = (handle: OpenHandle, requestId: number, work: () => Promise<() => void>) => {
+    const started = work().then((reply) => ({ reply }), (error: NodeJS.ErrnoException) => ({ error }));
+    handle.queue = handle.queue.then(() => respond(requestId, async () => {
+      const outcome = await started;
+      if ("error" in outcome) throw outcome.error;
+      outcome.reply();
+    }));
+  };
   const ok = (requestId: number) => sftp.status(requestId, STATUS_CODE.OK);
   const badHandle = (requestId: number) => sftp.status(requestId, STATUS_CODE.FAILURE, "invalid handle");
 
@@ -68,21 +79,23 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
   sftp.on("READ", (requestId, handleBuffer, offset, length) => {
     const handle = handleOf(handleBuffer);
     if (handle?.kind !== "file") return badHandle(requestId);
-    inOrder(handle, requestId, async () => {
+    replyInOrder(handle, requestId, async () => {
       const buffer = Buffer.allocUnsafe(Math.min(length, MAX_READ_BYTES));
       const { bytesRead } = await handle.file.read(buffer, 0, buffer.length, offset);
-      if (bytesRead === 0) sftp.status(requestId, STATUS_CODE.EOF);
-      else sftp.data(requestId, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+      return () => {
+        if (bytesRead === 0) sftp.status(requestId, STATUS_CODE.EOF);
+        else sftp.data(requestId, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
+      };
     });
   });
 
   sftp.on("WRITE", (requestId, handleBuffer, offset, data) => {
     const handle = handleOf(handleBuffer);
     if (handle?.kind !== "file") return badHandle(requestId);
-    inOrder(handle, requestId, async () => {
+    replyInOrder(handle, requestId, async () => {
       let written = 0;
       while (written < data.length) written += (await handle.file.write(data, written, data.length - written, offset + written)).bytesWritten;
-      ok(requestId);
+      return () => ok(requestId);
     });
   });
 
