@@ -191,6 +191,28 @@ describe.skipIf(!chromiumAvailable())("dashboard in Chromium against a real kiln
     await waitText(".xterm-rows", "mark=kept");
   });
 
+  it("stops, starts and deletes a workspace", async () => {
+    const created = await page.request.post(`${url}/api/v1/workspaces`, { headers: { "x-kiln-csrf": "1" }, data: { name: "scratch", template: "local" } });
+    expect(created.status()).toBe(201);
+    await page.goto(`${url}/workspaces`);
+    const row = page.locator("tr[data-workspace=scratch]");
+    await row.locator('[data-status="running"]').waitFor({ timeout: 60_000 });
+    await row.getByRole("button", { name: "Stop" }).click();
+    await row.locator('[data-status="stopped"]').waitFor({ timeout: 60_000 });
+    await row.getByRole("button", { name: "Start" }).click();
+    await row.locator('[data-status="running"]').waitFor({ timeout: 60_000 });
+    await row.getByRole("link", { name: "scratch" }).click();
+    await page.getByRole("heading", { name: "Build #3 logs" }).waitFor();
+    await page.getByRole("button", { name: "Delete", exact: true }).click();
+    await page.getByRole("button", { name: "Delete for good" }).click();
+    await page.waitForURL(`${url}/workspaces`);
+    const deadline = Date.now() + 60_000;
+    while ((await row.count()) > 0 && (await row.locator('[data-status="deleted"]').count()) === 0) {
+      if (Date.now() > deadline) throw new Error("the workspace was not deleted");
+      await page.waitForTimeout(250);
+    }
+  });
+
   it("streams a chat in which the agent edits a file (diff card) and runs a command (exit code and output)", async () => {
     fake.enqueue(
       { type: "respond", text: "Creating the file.", toolCalls: [{ id: "call_write", name: "write_file", input: { path: "hello.txt", content: "hello\nworld\n" } }] },
