@@ -216,7 +216,8 @@ resource "terraform_data" "machine" {
     const versions = JSON.parse((await cli(["templates", "versions", "invalid", "-o", "json"])).stdout);
     expect(versions[0]).toMatchObject({ status: "failed", active: false, error: expect.stringContaining("Reference to undeclared resource") });
     const create = await api("POST", "/api/v1/workspaces", { name: "never", template: "invalid" });
-    expect(create.status).toBe(404);
+    expect(create.status).toBe(409);
+    expect(create.body.error).toMatchObject({ code: "no_active_version", message: expect.stringContaining("has no usable version yet") });
   });
 });
 

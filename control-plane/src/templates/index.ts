@@ -1,7 +1,7 @@
 import { and, asc, eq, ilike, sql } from "drizzle-orm";
 import type { Database } from "../db/index.ts";
 import { templates, templateVersions } from "../db/schema.ts";
-import { NotFoundError } from "../errors.ts";
+import { KilnError, NotFoundError } from "../errors.ts";
 
 export type Template = typeof templates.$inferSelect;
 export type TemplateVersion = typeof templateVersions.$inferSelect;
@@ -37,7 +37,9 @@ export async function get(db: Database, idOrName: string): Promise<Template> {
 }
 
 export async function activeVersion(db: Database, template: Template): Promise<TemplateVersion> {
-  if (!template.activeVersionId) throw new NotFoundError("active version of template", { template: template.name });
+  if (!template.activeVersionId) {
+    throw new KilnError("no_active_version", `template '${template.name}' has no usable version yet: push one and let its import succeed (kiln templates versions ${template.name})`, 409, { template: template.name });
+  }
   const [version] = await db.select().from(templateVersions).where(eq(templateVersions.id, template.activeVersionId));
   if (!version) throw new NotFoundError("template version", { id: template.activeVersionId });
   return version;

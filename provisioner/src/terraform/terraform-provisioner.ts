@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { existsSync } from "node:fs";
-import { cp, mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { copyFile, cp, link, mkdir, readdir, readFile, readlink, rename, rm, symlink, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { ProvisionError, type BuildTemplate, type ProvisionLog, type ProvisionRequest, type ProvisionResult, type Provisioner } from "../types.ts";
 import { coderEnvironment } from "./coder-environment.ts";
@@ -82,7 +82,7 @@ export function createTerraformProvisioner(options: TerraformProvisionerOptions)
   async function initialise(directory: string, template: BuildTemplate, env: Record<string, string>, log: ProvisionRequest["log"], signal: AbortSignal) {
     const cache = path.join(options.workDirectory, "init-cache", template.filesHash);
     if (existsSync(path.join(cache, "done"))) {
-      await cp(path.join(cache, ".terraform"), path.join(directory, ".terraform"), { recursive: true, verbatimSymlinks: true });
+      await linkTree(path.join(cache, ".terraform"), path.join(directory, ".terraform"));
       if (existsSync(path.join(cache, ".terraform.lock.hcl"))) await cp(path.join(cache, ".terraform.lock.hcl"), path.join(directory, ".terraform.lock.hcl"));
       log({ level: "info", stage: "init", output: "using the initialised module cached for this template version" });
       return;
@@ -93,7 +93,7 @@ export function createTerraformProvisioner(options: TerraformProvisionerOptions)
     }
     const staging = `${cache}.${randomUUID()}`;
     await mkdir(staging, { recursive: true });
-    await cp(path.join(directory, ".terraform"), path.join(staging, ".terraform"), { recursive: true, verbatimSymlinks: true }).catch(() => {});
+    await linkTree(path.join(directory, ".terraform"), path.join(staging, ".terraform")).catch(() => {});
     if (existsSync(path.join(directory, ".terraform.lock.hcl"))) await cp(path.join(directory, ".terraform.lock.hcl"), path.join(staging, ".terraform.lock.hcl"));
     await writeFile(path.join(staging, "done"), "");
     await rename(staging, cache).catch(() => rm(staging, { recursive: true, force: true }));
@@ -205,6 +205,21 @@ export function createTerraformProvisioner(options: TerraformProvisionerOptions)
       }
     },
   };
+}
+
+/**
+ * Copies a directory tree by hard-linking its files (copying only across file systems): an initialised
+ * module holds provider binaries of tens of megabytes, which terraform only reads.
+ */
+async function linkTree(from: string, to: string): Promise<void> {
+  await mkdir(to, { recursive: true });
+  for (const entry of await readdir(from, { withFileTypes: true })) {
+    const source = path.join(from, entry.name);
+    const target = path.join(to, entry.name);
+    if (entry.isDirectory()) await linkTree(source, target);
+    else if (entry.isSymbolicLink()) await symlink(await readlink(source), target);
+    else await link(source, target).catch(() => copyFile(source, target));
+  }
 }
 
 async function readState(directory: string): Promise<RawState | null> {
