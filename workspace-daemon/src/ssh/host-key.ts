@@ -14,17 +14,33 @@ export async function loadOrCreateHostKey(stateDir: string): Promise<Buffer> {
     if (error.code === "ENOENT") return null;
     throw error;
   });
-  if (existing) return existing;
+  if (existing && isUsable(existing)) return existing;
   await mkdir(stateDir, { recursive: true, mode: 0o700 });
-  const generated = Buffer.from(ssh2.utils.generateKeyPairSync("ed25519").private);
+  const generated = generateHostKey();
   try {
-    await writeFile(file, generated, { mode: 0o600, flag: "wx" });
+    // A file that is there but unusable (see generateHostKey) is replaced; otherwise the first writer wins.
+    await writeFile(file, generated, { mode: 0o600, flag: existing ? "w" : "wx" });
     return generated;
   } catch (error) {
     // Another daemon of this workspace won the race: use its key.
     if ((error as NodeJS.ErrnoException).code === "EEXIST") return readFile(file);
     throw error;
   }
+}
+
+/**
+ * An ed25519 key in OpenSSH format. ssh2's generator drops a leading zero byte of the public
+ * key (about 1 key in 300), writing a key that nothing can parse, so each one is checked.
+ */
+export function generateHostKey(): Buffer {
+  for (;;) {
+    const candidate = Buffer.from(ssh2.utils.generateKeyPairSync("ed25519").private);
+    if (isUsable(candidate)) return candidate;
+  }
+}
+
+function isUsable(key: Buffer): boolean {
+  return !(ssh2.utils.parseKey(key) instanceof Error);
 }
 
 /** The public half in `authorized_keys`/`known_hosts` form, for display. */
