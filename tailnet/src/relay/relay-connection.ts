@@ -125,20 +125,7 @@ export class RelayConnection implements AgentConnection {
           resolve(new Response(null, { status, headers: webHeaders }));
           return;
         }
-        // Only the response side becomes the body: toWeb on the duplex itself reports a premature close when
-        // the daemon finishes (and resets the stream) before our request side has emitted 'finish'.
-        const readable = new PassThrough();
-        stream.pipe(readable);
-        stream.on("error", (error) => readable.destroy(this.#streamError(path, error)));
-        stream.once("close", () => {
-          if (!stream.readableEnded) readable.destroy(this.#streamError(path, undefined));
-        });
-        signal?.addEventListener("abort", () => readable.destroy(abortReason(signal)), { once: true });
-        // A consumer that cancels the body cancels the HTTP/2 stream, so the daemon stops sending.
-        readable.once("close", () => {
-          if (!stream.readableEnded && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
-        });
-        const responseBody = Readable.toWeb(readable) as ReadableStream<Uint8Array>;
+        const responseBody = responseBodyOf(stream, signal, (error) => this.#streamError(path, error));
         resolve(new Response(responseBody, { status, headers: webHeaders }));
       });
 
@@ -303,4 +290,23 @@ export function toWebHeaders(headers: IncomingHttpHeaders & IncomingHttpStatusHe
     }
   }
   return result;
+}
+
+/**
+ * The response side of an HTTP/2 stream as a web body. Only that side goes through `toWeb`: on the duplex
+ * itself, Node reports a premature close when the peer finishes (and resets the stream) before our
+ * request side has emitted 'finish'. A consumer that cancels the body cancels the stream.
+ */
+export function responseBodyOf(stream: ClientHttp2Stream, signal: AbortSignal | undefined, streamError: (error: Error | undefined) => Error): ReadableStream<Uint8Array> {
+  const readable = new PassThrough();
+  stream.pipe(readable);
+  stream.on("error", (error) => readable.destroy(streamError(error)));
+  stream.once("close", () => {
+    if (!stream.readableEnded) readable.destroy(streamError(undefined));
+  });
+  signal?.addEventListener("abort", () => readable.destroy(abortReason(signal)), { once: true });
+  readable.once("close", () => {
+    if (!stream.readableEnded && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
+  });
+  return Readable.toWeb(readable) as ReadableStream<Uint8Array>;
 }

@@ -1,11 +1,11 @@
 import http2 from "node:http2";
 import type { ClientHttp2Session, ClientHttp2Stream, OutgoingHttpHeaders } from "node:http2";
 import type net from "node:net";
-import { PassThrough, Readable, pipeline, type Duplex } from "node:stream";
+import { pipeline, type Duplex } from "node:stream";
 import { TunnelError, silentLogger, type AgentConnection, type AgentFetchInit, type DialOptions, type Logger, type Transport } from "../transport.ts";
 import { abortReason } from "../relay/abort-reason.ts";
 import { CONNECTION_WINDOW_BYTES, MAX_CONCURRENT_STREAMS, MAX_SESSION_MEMORY_MB, STREAM_WINDOW_BYTES } from "../relay/http2-settings.ts";
-import { requestHeaders, resetOnDestroy, toWebHeaders } from "../relay/relay-connection.ts";
+import { requestHeaders, resetOnDestroy, responseBodyOf, toWebHeaders } from "../relay/relay-connection.ts";
 import { socks5Connect } from "../tailscale/socks5.ts";
 import { TAILNET_CREDENTIAL_HEADER } from "./credential.ts";
 
@@ -257,17 +257,7 @@ class TailnetConnection implements AgentConnection {
           resolve(new Response(null, { status, headers: webHeaders }));
           return;
         }
-        const readable = new PassThrough();
-        stream.pipe(readable);
-        stream.on("error", (error) => readable.destroy(this.#streamError(path, error)));
-        stream.once("close", () => {
-          if (!stream.readableEnded) readable.destroy(this.#streamError(path, undefined));
-        });
-        signal?.addEventListener("abort", () => readable.destroy(abortReason(signal)), { once: true });
-        readable.once("close", () => {
-          if (!stream.readableEnded && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
-        });
-        resolve(new Response(Readable.toWeb(readable) as ReadableStream<Uint8Array>, { status, headers: webHeaders }));
+        resolve(new Response(responseBodyOf(stream, signal, (error) => this.#streamError(path, error)), { status, headers: webHeaders }));
       });
       if (typeof body === "string" || body instanceof Uint8Array) {
         stream.end(body);
