@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { HeadscaleApi, type Coordinator, type HeadscaleNode, type PreauthKey } from "./headscale-api.ts";
 import { ManagedProcess, freePort, run, waitFor } from "./process.ts";
 
 /** The ACL policy headscale enforces, in Tailscale's policy format (JSON is valid HuJSON). */
@@ -17,12 +18,20 @@ export const KILN_USER = "kiln";
  * Kiln's policy: the control plane reaches every workspace daemon's API port; nothing else is allowed,
  * so workspaces cannot reach each other (Tailscale ACLs deny by default).
  */
-export function defaultPolicy(daemonPorts: number[]): TailnetPolicy {
+export function defaultPolicy(daemonPorts: number[] | { first: number; last: number } = DAEMON_TAILNET_PORTS): TailnetPolicy {
+  const ports = Array.isArray(daemonPorts) ? daemonPorts.join(",") : `${daemonPorts.first}-${daemonPorts.last}`;
   return {
     tagOwners: { [CONTROL_PLANE_TAG]: [`${KILN_USER}@`], [WORKSPACE_TAG]: [`${KILN_USER}@`] },
-    acls: [{ action: "accept", src: [CONTROL_PLANE_TAG], dst: [`${WORKSPACE_TAG}:${daemonPorts.join(",")}`] }],
+    acls: [{ action: "accept", src: [CONTROL_PLANE_TAG], dst: [`${WORKSPACE_TAG}:${ports}`] }],
   };
 }
+
+/**
+ * The TCP ports a daemon may serve its API on over the tailnet. Userspace tailscaled forwards inbound tailnet
+ * TCP to 127.0.0.1 on the same port, so daemons sharing a host (the local provisioner) each take the first free
+ * one; the policy lets the control plane reach exactly this range.
+ */
+export const DAEMON_TAILNET_PORTS = { first: 46100, last: 46199 } as const;
 
 export interface HeadscaleOptions {
   /** Path of the headscale binary. */
@@ -30,42 +39,33 @@ export interface HeadscaleOptions {
   /** Holds the generated config, keys, SQLite database and socket. */
   dataDir: string;
   policy: TailnetPolicy;
-  /** Loopback ports; free ones are picked when left out. */
+  /** Address headscale (and its embedded DERP) and STUN bind to; loopback by default. */
+  listenHost?: string;
+  /** Ports; free ones are picked when left out. */
   listenPort?: number;
   stunPort?: number;
+  /** The URL nodes reach headscale and its DERP at (server_url); http://<listenHost>:<listenPort> by default. */
+  serverUrl?: string;
+  /** The IPv4 address the embedded DERP region advertises; 127.0.0.1 by default. */
+  derpIpv4?: string;
   env?: NodeJS.ProcessEnv;
 }
 
-export interface PreauthKey {
-  key: string;
-  ephemeral: boolean;
-  reusable: boolean;
-  tags: string[];
-}
-
-export interface HeadscaleNode {
-  id: string;
-  name: string;
-  ipAddresses: string[];
-  tags: string[];
-  online: boolean;
-}
-
-/** An embedded headscale: a managed child process with a generated config, driven through its CLI. */
-export class Headscale {
+/**
+ * An embedded headscale: a managed child process with a generated config. Kiln drives it through its REST API
+ * (an API key made with its CLI at start), the same client an external headscale is driven with.
+ */
+export class Headscale implements Coordinator {
   readonly url: string;
   readonly stunAddress: string;
-  readonly #configPath: string;
-  readonly #binary: string;
   readonly #process: ManagedProcess;
-  #userId: string | undefined;
+  readonly #api: HeadscaleApi;
 
-  private constructor(binary: string, url: string, stunAddress: string, configPath: string, managed: ManagedProcess) {
-    this.#binary = binary;
+  private constructor(url: string, stunAddress: string, managed: ManagedProcess, api: HeadscaleApi) {
     this.url = url;
     this.stunAddress = stunAddress;
-    this.#configPath = configPath;
     this.#process = managed;
+    this.#api = api;
   }
 
   static async start(options: HeadscaleOptions): Promise<Headscale> {
@@ -74,13 +74,13 @@ export class Headscale {
     const stunPort = options.stunPort ?? (await freePort());
     const metricsPort = await freePort();
     const grpcPort = await freePort();
-    const url = `http://127.0.0.1:${listenPort}`;
+    const url = `http://${options.listenHost ?? "127.0.0.1"}:${listenPort}`;
+    const serverUrl = options.serverUrl ?? url;
     const policyPath = path.join(options.dataDir, "policy.json");
     writeFileSync(policyPath, `${JSON.stringify(options.policy, null, 2)}\n`);
     const configPath = path.join(options.dataDir, "config.yaml");
-    writeFileSync(configPath, headscaleConfig({ dataDir: options.dataDir, url, listenPort, stunPort, metricsPort, grpcPort, policyPath }));
+    writeFileSync(configPath, headscaleConfig({ dataDir: options.dataDir, url: serverUrl, listenAddress: `${options.listenHost ?? "127.0.0.1"}:${listenPort}`, stunAddress: `${options.listenHost ?? "127.0.0.1"}:${stunPort}`, derpIpv4: options.derpIpv4 ?? "127.0.0.1", metricsPort, grpcPort, policyPath }));
     const managed = new ManagedProcess(options.binary, ["-c", configPath, "serve"], { ...process.env, ...options.env });
-    const headscale = new Headscale(options.binary, url, `127.0.0.1:${stunPort}`, configPath, managed);
     try {
       await waitFor(
         "headscale to answer /health",
@@ -88,68 +88,57 @@ export class Headscale {
         15_000,
         () => (managed.running ? undefined : `headscale exited: ${managed.output.trim().slice(-2000)}`),
       );
-      await headscale.#cli(["users", "create", KILN_USER]);
-      const users = JSON.parse(await headscale.#cli(["users", "list", "-o", "json"])) as { id: number | string; name: string }[];
-      headscale.#userId = String(users.find((user) => user.name === KILN_USER)?.id ?? "");
+      // A fresh key every start; the previous ones expire on their own.
+      const created = (await run(options.binary, ["-c", configPath, "apikeys", "create", "--expiration", "8760h", "-o", "json", "--force"])).trim();
+      const apiKey = created.startsWith("\"") ? (JSON.parse(created) as string) : created;
+      const api = new HeadscaleApi({ url, apiKey, user: KILN_USER });
+      return new Headscale(serverUrl, `${options.listenHost ?? "127.0.0.1"}:${stunPort}`, managed, api);
     } catch (error) {
       await managed.stop();
       throw error;
     }
-    return headscale;
   }
 
   get running(): boolean {
     return this.#process.running;
   }
 
-  /** A single-use (unless reusable) key that joins a node with `tags`; ephemeral nodes vanish when they go away. */
-  async createPreauthKey(options: { tags: string[]; ephemeral?: boolean; reusable?: boolean; expiration?: string }): Promise<PreauthKey> {
-    const args = ["preauthkeys", "create", "-u", this.#userId ?? "", "--tags", options.tags.join(","), "-e", options.expiration ?? "10m", "-o", "json"];
-    if (options.ephemeral ?? true) args.push("--ephemeral");
-    if (options.reusable) args.push("--reusable");
-    const created = JSON.parse(await this.#cli(args)) as { key: string; ephemeral?: boolean; reusable?: boolean; acl_tags?: string[] };
-    return { key: created.key, ephemeral: created.ephemeral ?? false, reusable: created.reusable ?? false, tags: created.acl_tags ?? [] };
+  /** The tail of headscale's log, for diagnostics. */
+  get log(): string {
+    return this.#process.output;
   }
 
-  async listNodes(): Promise<HeadscaleNode[]> {
-    const nodes = JSON.parse(await this.#cli(["nodes", "list", "-o", "json"])) as
-      | { id: number | string; name?: string; given_name?: string; ip_addresses?: string[]; tags?: string[]; online?: boolean }[]
-      | null;
-    return (nodes ?? []).map((node) => ({
-      id: String(node.id),
-      name: node.given_name ?? node.name ?? "",
-      ipAddresses: node.ip_addresses ?? [],
-      tags: node.tags ?? [],
-      online: node.online ?? false,
-    }));
+  createPreauthKey(options: { tags: string[]; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey> {
+    return this.#api.createPreauthKey(options);
   }
 
-  async deleteNode(id: string): Promise<void> {
-    await this.#cli(["nodes", "delete", "-i", id, "--force"]);
+  listNodes(): Promise<HeadscaleNode[]> {
+    return this.#api.listNodes();
   }
 
-  /** Deletes every node holding `address`; returns how many were deleted. */
-  async deleteNodeByAddress(address: string): Promise<number> {
-    const nodes = (await this.listNodes()).filter((node) => node.ipAddresses.includes(address));
-    for (const node of nodes) await this.deleteNode(node.id);
-    return nodes.length;
+  deleteNode(id: string): Promise<void> {
+    return this.#api.deleteNode(id);
+  }
+
+  deleteNodesByAddress(address: string): Promise<number> {
+    return this.#api.deleteNodesByAddress(address);
+  }
+
+  async healthy(): Promise<boolean> {
+    return this.running && (await this.#api.healthy());
   }
 
   async stop(): Promise<void> {
     await this.#process.stop();
   }
-
-  #cli(args: string[]): Promise<string> {
-    return run(this.#binary, ["-c", this.#configPath, ...args, "--force"]);
-  }
 }
 
-function headscaleConfig(options: { dataDir: string; url: string; listenPort: number; stunPort: number; metricsPort: number; grpcPort: number; policyPath: string }): string {
+function headscaleConfig(options: { dataDir: string; url: string; listenAddress: string; stunAddress: string; derpIpv4: string; metricsPort: number; grpcPort: number; policyPath: string }): string {
   const file = (name: string) => JSON.stringify(path.join(options.dataDir, name));
   // JSON is valid YAML; quoting every path keeps odd characters harmless.
   return `# Written by Kiln for its embedded headscale.
 server_url: ${JSON.stringify(options.url)}
-listen_addr: "127.0.0.1:${options.listenPort}"
+listen_addr: "${options.listenAddress}"
 metrics_listen_addr: "127.0.0.1:${options.metricsPort}"
 grpc_listen_addr: "127.0.0.1:${options.grpcPort}"
 grpc_allow_insecure: false
@@ -165,10 +154,10 @@ derp:
     region_id: 999
     region_code: kiln
     region_name: Kiln embedded DERP
-    stun_listen_addr: "127.0.0.1:${options.stunPort}"
+    stun_listen_addr: "${options.stunAddress}"
     private_key_path: ${file("derp_server_private.key")}
     automatically_add_embedded_derp_region: true
-    ipv4: 127.0.0.1
+    ipv4: ${JSON.stringify(options.derpIpv4)}
   urls: []
   paths: []
   auto_update_enabled: false

@@ -68,6 +68,11 @@ export class TailscaleNode {
     return this.#process?.running ?? false;
   }
 
+  /** Settles when tailscaled exits (at once when it never started). */
+  get exited(): Promise<unknown> {
+    return this.#process?.exited ?? Promise.resolve(null);
+  }
+
   /** The tail of tailscaled's log, for diagnostics. */
   get log(): string {
     return this.#process?.output ?? "";

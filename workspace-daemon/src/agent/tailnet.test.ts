@@ -181,7 +181,7 @@ describe.skipIf(!available && !strict)("tailnet transport (headscale + tailscale
     const address = workspace.node.ipv4;
     expect((await headscale.listNodes()).some((node) => node.ipAddresses.includes(address))).toBe(true);
 
-    expect(await headscale.deleteNodeByAddress(address)).toBe(1);
+    expect(await headscale.deleteNodesByAddress(address)).toBe(1);
     expect((await headscale.listNodes()).some((node) => node.ipAddresses.includes(address))).toBe(false);
     await workspace.node.stop();
     transport.unregister("ws-derp");

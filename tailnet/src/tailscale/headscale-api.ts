@@ -1,0 +1,138 @@
+/** What Kiln needs from a coordination server: keys for joining nodes, the node list, node removal, health. */
+export interface Coordinator {
+  readonly url: string;
+  /** A key that joins one node (unless reusable) with `tags`; ephemeral nodes are removed when they go away. */
+  createPreauthKey(options: { tags: string[]; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey>;
+  listNodes(): Promise<HeadscaleNode[]>;
+  deleteNode(id: string): Promise<void>;
+  /** Deletes every node holding `address`; returns how many were deleted. */
+  deleteNodesByAddress(address: string): Promise<number>;
+  /** Whether the coordination server answers; never throws. */
+  healthy(): Promise<boolean>;
+}
+
+export interface PreauthKey {
+  key: string;
+  ephemeral: boolean;
+  reusable: boolean;
+  tags: string[];
+}
+
+export interface HeadscaleNode {
+  id: string;
+  name: string;
+  ipAddresses: string[];
+  tags: string[];
+  online: boolean;
+}
+
+export class HeadscaleApiError extends Error {
+  override readonly name = "HeadscaleApiError";
+  constructor(readonly status: number, message: string) {
+    super(message);
+  }
+}
+
+/**
+ * headscale's REST API (grpc-gateway: camelCase JSON, 64-bit ids as strings), authenticated with an API key
+ * (`headscale apikeys create`). Used for the embedded headscale and for an external one alike.
+ */
+export class HeadscaleApi implements Coordinator {
+  readonly url: string;
+  readonly #apiKey: string;
+  readonly #user: string;
+  #userId: Promise<string> | undefined;
+
+  /** `user` owns the preauth keys Kiln creates (and, through tagOwners, its tags); it is created when missing. */
+  constructor(options: { url: string; apiKey: string; user: string }) {
+    this.url = options.url.replace(/\/$/, "");
+    this.#apiKey = options.apiKey;
+    this.#user = options.user;
+  }
+
+  async createPreauthKey(options: { tags: string[]; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey> {
+    const body = {
+      user: await this.#ensureUser(),
+      reusable: options.reusable ?? false,
+      ephemeral: options.ephemeral ?? true,
+      expiration: new Date(Date.now() + (options.expiresInMs ?? 10 * 60_000)).toISOString(),
+      aclTags: options.tags,
+    };
+    const { preAuthKey } = await this.#call<{ preAuthKey: { key: string; ephemeral?: boolean; reusable?: boolean; aclTags?: string[] } }>("POST", "/api/v1/preauthkey", body);
+    return { key: preAuthKey.key, ephemeral: preAuthKey.ephemeral ?? false, reusable: preAuthKey.reusable ?? false, tags: preAuthKey.aclTags ?? [] };
+  }
+
+  async listNodes(): Promise<HeadscaleNode[]> {
+    const { nodes } = await this.#call<{ nodes?: { id: string; name?: string; givenName?: string; ipAddresses?: string[]; tags?: string[]; online?: boolean }[] }>("GET", "/api/v1/node");
+    return (nodes ?? []).map((node) => ({
+      id: String(node.id),
+      name: node.givenName || node.name || "",
+      ipAddresses: node.ipAddresses ?? [],
+      tags: node.tags ?? [],
+      online: node.online ?? false,
+    }));
+  }
+
+  async deleteNode(id: string): Promise<void> {
+    await this.#call("DELETE", `/api/v1/node/${encodeURIComponent(id)}`);
+  }
+
+  async deleteNodesByAddress(address: string): Promise<number> {
+    const nodes = (await this.listNodes()).filter((node) => node.ipAddresses.includes(address));
+    for (const node of nodes) await this.deleteNode(node.id);
+    return nodes.length;
+  }
+
+  async healthy(): Promise<boolean> {
+    try {
+      return (await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(3000) })).ok;
+    } catch {
+      return false;
+    }
+  }
+
+  #ensureUser(): Promise<string> {
+    this.#userId ??= (async () => {
+      const find = async () => (await this.#call<{ users?: { id: string; name: string }[] }>("GET", `/api/v1/user?name=${encodeURIComponent(this.#user)}`)).users?.find((user) => user.name === this.#user);
+      const existing = await find();
+      if (existing) return String(existing.id);
+      try {
+        return String((await this.#call<{ user: { id: string } }>("POST", "/api/v1/user", { name: this.#user })).user.id);
+      } catch (error) {
+        // Another replica may have created it first.
+        const raced = await find();
+        if (raced) return String(raced.id);
+        throw error;
+      }
+    })().catch((error: unknown) => {
+      this.#userId = undefined;
+      throw error;
+    });
+    return this.#userId;
+  }
+
+  async #call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
+    let response: Response;
+    try {
+      response = await fetch(`${this.url}${path}`, {
+        method,
+        headers: { authorization: `Bearer ${this.#apiKey}`, ...(body === undefined ? {} : { "content-type": "application/json" }) },
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(10_000),
+      });
+    } catch (error) {
+      throw new HeadscaleApiError(0, `headscale at ${this.url} is unreachable (${method} ${path}): ${error instanceof Error ? error.message : String(error)}`);
+    }
+    const text = await response.text();
+    if (!response.ok) {
+      let message = text.trim().slice(0, 500);
+      try {
+        message = (JSON.parse(text) as { message?: string }).message ?? message;
+      } catch {
+        // not JSON: keep the text
+      }
+      throw new HeadscaleApiError(response.status, `headscale ${method} ${path}: HTTP ${response.status}: ${message}`);
+    }
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+}
