@@ -37,6 +37,7 @@ import { findPostgresBin, startPostgresCluster } from "../control-plane/src/test
 import { postgresCpuMs } from "./chat/postgres-cpu.ts";
 import { promptFor, type ChatScript, type CreatedChat, type ModelCall, type PeerCommand, type PeerReply } from "./chat/protocol.ts";
 import { profiled } from "./chat/profile.ts";
+import { StatementCounter } from "./chat/statements.ts";
 import { ChatTracker } from "./chat/tracker.ts";
 import { summarize, type Summary } from "./lib/measure.ts";
 import { Resources } from "./lib/resources.ts";
@@ -177,6 +178,8 @@ interface Deployment {
   tracker: ChatTracker;
   token: string;
   userId: string;
+  /** Statements sent to Postgres (null on PGlite). */
+  statements: StatementCounter | null;
   close(): Promise<void>;
 }
 
@@ -209,7 +212,8 @@ async function deploy(resources: Resources, peer: Peer, options: { postgresUrl?:
   const token = owner.token as string;
   const provider = await call("/admin/providers", { name: "fake", type: "anthropic", base_url: peer.baseUrl, api_key: "fake-anthropic-key" }, token);
   await call("/admin/models", { provider_id: provider.id, model: "fake-model", is_default: true, context_window: 200_000 }, token);
-  return { server, tracker, token, userId: (owner.user as { id: string }).id, close };
+  const statements = server.database.kind === "postgres" ? StatementCounter.install((server.database.db as unknown as { $client?: unknown }).$client) : null;
+  return { server, tracker, token, userId: (owner.user as { id: string }).id, statements, close };
 }
 
 interface ChatResult {
@@ -297,15 +301,19 @@ interface CpuMs {
   controlPlane: number;
   peer: number;
   postgres: number | null;
+  /** SQL statements the control plane sent (null on PGlite). */
+  statements: number | null;
 }
 
 /** CPU time spent from now until the returned function is called, per process group. */
-async function cpuMeter(peer: Peer, postgresPort: number): Promise<() => Promise<CpuMs>> {
+async function cpuMeter(peer: Peer, postgresPort: number, statements: StatementCounter | null): Promise<() => Promise<CpuMs>> {
   // Collecting also drops the model-call timings of earlier phases.
   const peerBefore = (await peer.ask({ type: "collect" }, "collected")).cpuMs;
   const postgresBefore = postgresCpuMs(postgresPort);
   const before = process.cpuUsage();
+  const statementsBefore = statements?.count ?? 0;
   return async () => {
+    const sent = statements ? statements.count - statementsBefore : null;
     const used = process.cpuUsage(before);
     const postgresAfter = postgresCpuMs(postgresPort);
     // Peeks at the peer's CPU without dropping its timings: they are collected once more right after.
@@ -314,6 +322,7 @@ async function cpuMeter(peer: Peer, postgresPort: number): Promise<() => Promise
       controlPlane: (used.user + used.system) / 1000,
       peer: peerAfter - peerBefore,
       postgres: postgresBefore !== null && postgresAfter !== null ? postgresAfter - postgresBefore : null,
+      statements: sent,
     };
   };
 }
@@ -372,11 +381,11 @@ async function runLoad(peer: Peer, deployment: Deployment, plan: Plan, postgresP
   const loopDelay = monitorEventLoopDelay({ resolution: 10 });
   try {
     await worker.stop();
-    const createCpu = await cpuMeter(peer, postgresPort);
+    const createCpu = await cpuMeter(peer, postgresPort, deployment.statements);
     const created = await createChats(peer, deployment, scripts("load", plan.load, { latencyMs: MODEL_LATENCY_MS, toolEvery: plan.toolEvery, hold: true }), plan.inFlight);
     const create = { wallMs: created.wallMs, postMs: created.chats.map((chat) => chat.postMs), cpu: await createCpu() };
 
-    const turnCpu = await cpuMeter(peer, postgresPort);
+    const turnCpu = await cpuMeter(peer, postgresPort, deployment.statements);
     loopDelay.enable();
     const workerStartedAt = performance.now();
     waiting.counting = true;
@@ -453,7 +462,7 @@ async function runSequential(peer: Peer, deployment: Deployment, plan: Plan, pos
     ...scripts("sequential-text", plan.sequentialText, { latencyMs: MODEL_LATENCY_MS, toolEvery: 0 }),
     ...scripts("sequential-tool", plan.sequentialTool, { latencyMs: MODEL_LATENCY_MS, toolEvery: 1 }),
   ];
-  const meter = await cpuMeter(peer, postgresPort);
+  const meter = await cpuMeter(peer, postgresPort, deployment.statements);
   const created: CreatedChat[] = [];
   for (const script of all) {
     const reply = await createChats(peer, deployment, [script], 1);
@@ -617,12 +626,13 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
     controlPlane: cpu.controlPlane / calls,
     postgres: cpu.postgres === null ? null : cpu.postgres / calls,
     peer: cpu.peer / calls,
+    statements: cpu.statements === null ? null : cpu.statements / calls,
   });
   const sequentialCpu = perCall(sequential.cpu, sequential.steps);
   const loadCpu = perCall(load.turns.cpu, load.steps);
   const createCpu = perCall(load.create.cpu, load.chats);
-  const cpuLine = (cpu: { controlPlane: number; postgres: number | null; peer: number }) =>
-    `control plane ${milliseconds(cpu.controlPlane)} ms, postgres ${cpu.postgres === null ? "n/a" : `${milliseconds(cpu.postgres)} ms`}, fake model + client ${milliseconds(cpu.peer)} ms`;
+  const cpuLine = (cpu: { controlPlane: number; postgres: number | null; peer: number; statements: number | null }) =>
+    `control plane ${milliseconds(cpu.controlPlane)} ms, postgres ${cpu.postgres === null ? "n/a" : `${milliseconds(cpu.postgres)} ms`}, fake model + client ${milliseconds(cpu.peer)} ms; SQL statements ${cpu.statements === null ? "n/a" : cpu.statements.toFixed(1)}`;
   console.log();
   printTable(rows);
   console.log();
@@ -661,8 +671,9 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
   console.log(`\n${allPass ? "all targets met" : "some targets missed"}; ${benchSeconds.toFixed(1)} s wall; at the end ${contention()}\n`);
 
   const round = (value: number) => Math.round(value * 1000) / 1000;
-  const roundCpu = (cpu: { controlPlane: number; postgres: number | null; peer: number }) => ({
+  const roundCpu = (cpu: { controlPlane: number; postgres: number | null; peer: number; statements: number | null }) => ({
     control_plane: round(cpu.controlPlane), postgres: cpu.postgres === null ? null : round(cpu.postgres), peer: round(cpu.peer),
+    statements: cpu.statements === null ? null : round(cpu.statements),
   });
   console.log(
     JSON.stringify({
