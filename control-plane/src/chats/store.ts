@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, sql } from "drizzle-orm";
 import { isAdmin, type Actor } from "../auth/index.ts";
 import { queryRows, type Database, type DatabaseHandle, type Executor } from "../db/index.ts";
 import { chatMessages, chatQueuedMessages, chats, chatToolCalls } from "../db/schema.ts";
@@ -170,10 +170,10 @@ export async function appendMessage(executor: Executor, input: { chatId: string;
 
 /** Messages the model sees: the latest compaction summary and everything after it. */
 export async function contextMessages(db: Database, chatId: string): Promise<Message[]> {
-  const [summary] = await db.select({ id: chatMessages.id }).from(chatMessages)
-    .where(and(eq(chatMessages.chatId, chatId), eq(chatMessages.compressed, true))).orderBy(desc(chatMessages.id)).limit(1);
+  const latestSummary = db.select({ id: sql<number>`coalesce(max(${chatMessages.id}), 0)` }).from(chatMessages)
+    .where(and(eq(chatMessages.chatId, chatId), eq(chatMessages.compressed, true)));
   return db.select().from(chatMessages)
-    .where(and(eq(chatMessages.chatId, chatId), summary ? sql`${chatMessages.id} >= ${summary.id}` : sql`true`, inArray(chatMessages.visibility, ["model", "both"])))
+    .where(and(eq(chatMessages.chatId, chatId), gte(chatMessages.id, latestSummary), inArray(chatMessages.visibility, ["model", "both"])))
     .orderBy(asc(chatMessages.id));
 }
 

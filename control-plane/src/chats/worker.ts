@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, lt, notExists, or, sql } from "drizzle-orm";
 import type { AgentConnection, Tunnel } from "../api/context.ts";
 import type { Actor } from "../auth/index.ts";
-import { queryRows, type DatabaseHandle } from "../db/index.ts";
+import type { DatabaseHandle } from "../db/index.ts";
 import { chatQueuedMessages, chats, users } from "../db/schema.ts";
 import { LlmError, type LlmProvider } from "../llm/index.ts";
 import type { Logger } from "../logger.ts";
@@ -13,7 +13,7 @@ import { toLlmMessages, toolCallsOf } from "./context.ts";
 import type { ChatEventBus } from "./events.ts";
 import * as Store from "./store.ts";
 import { capForModel, toLlmTools, toolsFor, type Tool, type ToolOutput, type ToolServices } from "./tools/index.ts";
-import type { MessagePart, Usage } from "./types.ts";
+import type { ChatStatus, MessagePart, Usage } from "./types.ts";
 
 export interface ResolvedModel {
   modelId: string;
@@ -47,6 +47,11 @@ export interface ChatWorkerOptions {
 interface ActiveTurn {
   controller: AbortController;
   reason: "interrupt" | "closed" | "lease" | "shutdown" | null;
+  /**
+   * Claim once this turn is gone: it ended by taking the next queued message (the chat is pending
+   * again), or the chat was notified while running (the change may have made it claimable).
+   */
+  claimAfter: boolean;
 }
 
 /**
@@ -65,6 +70,8 @@ export class ChatWorker {
   private running = false;
   private wakeUp: (() => void) | null = null;
   private pendingWake = false;
+  /** The last claim loop stopped at the concurrency limit, so a finished turn frees a slot someone waits for. */
+  private saturated = false;
   private loop: Promise<void> | null = null;
   private heartbeat: NodeJS.Timeout | null = null;
   private unlisten: (() => Promise<void>) | null = null;
@@ -86,8 +93,11 @@ export class ChatWorker {
     if (this.running) return;
     this.running = true;
     this.unlisten = await this.options.database.listen(Store.CHATS_CHANNEL, (chatId) => {
-      if (this.active.has(chatId)) void this.checkControl(chatId);
-      else this.wake();
+      const turn = this.active.get(chatId);
+      if (turn) {
+        turn.claimAfter = true;
+        void this.checkControl(chatId);
+      } else this.wake();
     });
     this.heartbeat = setInterval(() => void this.renewLeases(), Math.max(50, Math.floor(this.leaseMs / 3)));
     this.loop = this.run();
@@ -120,6 +130,7 @@ export class ChatWorker {
           for (const chat of claimed) this.startTurn(chat);
           if (claimed.length < wanted) break;
         }
+        this.saturated = this.active.size >= this.concurrency;
       } catch (error) {
         this.options.log.warn({ err: error }, "chat claim failed");
       }
@@ -137,19 +148,16 @@ export class ChatWorker {
   }
 
   private async claim(limit: number): Promise<Store.Chat[]> {
-    const rows = await queryRows<{ id: string }>(this.options.database.db, sql`
-      UPDATE chats SET status = 'running', worker_id = ${this.workerId}, updated_at = now(),
-             lease_expires_at = now() + make_interval(secs => ${this.leaseMs / 1000})
-       WHERE id IN (
-         SELECT id FROM chats
-          WHERE NOT archived AND (status = 'pending' OR (status = 'running' AND lease_expires_at < now()))
-          ORDER BY updated_at
-          LIMIT ${limit}
-          FOR UPDATE SKIP LOCKED)
-      RETURNING id`);
-    if (rows.length === 0) return [];
-    // Raw SQL rows are snake_case; one typed read maps them (cheaper than mapping columns by hand and safe against drift).
-    return this.options.database.db.select().from(chats).where(inArray(chats.id, rows.map((row) => row.id)));
+    const db = this.options.database.db;
+    const claimable = db.select({ id: chats.id }).from(chats)
+      .where(and(eq(chats.archived, false), or(eq(chats.status, "pending"), and(eq(chats.status, "running"), lt(chats.leaseExpiresAt, sql`now()`)))))
+      .orderBy(chats.updatedAt)
+      .limit(limit)
+      .for("update", { skipLocked: true });
+    return db.update(chats)
+      .set({ status: "running", workerId: this.workerId, updatedAt: sql`now()`, leaseExpiresAt: sql`now() + make_interval(secs => ${this.leaseMs / 1000})` })
+      .where(inArray(chats.id, claimable))
+      .returning();
   }
 
   private async renewLeases(): Promise<void> {
@@ -188,7 +196,7 @@ export class ChatWorker {
   }
 
   private startTurn(chat: Store.Chat): void {
-    const turn: ActiveTurn = { controller: new AbortController(), reason: null };
+    const turn: ActiveTurn = { controller: new AbortController(), reason: null, claimAfter: false };
     this.active.set(chat.id, turn);
     const log = this.options.log.child({ chatId: chat.id });
     this.options.bus.publish({ type: "status", chat_id: chat.id, status: "running", error: null });
@@ -204,7 +212,7 @@ export class ChatWorker {
       .finally(() => {
         this.active.delete(chat.id);
         this.options.bus.dropLater(chat.id);
-        this.wake();
+        if (turn.claimAfter || this.saturated) this.wake();
       });
   }
 
@@ -213,9 +221,11 @@ export class ChatWorker {
     const db = database.db;
     let chat = initial;
     if (chat.interruptRequested) await db.update(chats).set({ interruptRequested: false }).where(eq(chats.id, chat.id));
-    const [owner, model, system, policy] = await Promise.all([
-      this.ownerOf(chat), this.options.resolveModel(chat.modelId), this.options.systemPrompt(), this.options.toolPolicy(),
+    // Independent reads: one round trip's wait instead of five.
+    const [owner, model, system, policy, firstContext] = await Promise.all([
+      this.ownerOf(chat), this.options.resolveModel(chat.modelId), this.options.systemPrompt(), this.options.toolPolicy(), Store.contextMessages(db, chat.id),
     ]);
+    let loadedContext: Store.Message[] | null = firstContext;
     const tools = toolsFor({ isChild: chat.parentChatId !== null });
     const llmTools = toLlmTools(tools);
     const signal = turn.controller.signal;
@@ -223,7 +233,8 @@ export class ChatWorker {
     let lastUsage: Usage | null = null;
 
     while (!signal.aborted) {
-      const context = await Store.contextMessages(db, chat.id);
+      const context = loadedContext ?? await Store.contextMessages(db, chat.id);
+      loadedContext = null;
       const last = context.at(-1);
       const pendingCalls = toolCallsOf(last);
       if (last && pendingCalls.length > 0) {
@@ -258,7 +269,7 @@ export class ChatWorker {
     }
 
     if (turn.reason === "lease" || turn.reason === "shutdown") return;
-    await this.finish(chat.id, { status: "waiting" });
+    if ((await this.finish(chat.id, { status: "waiting" })) === "pending") turn.claimAfter = true;
     if (overThreshold(model, lastUsage)) {
       const context = await Store.contextMessages(db, chat.id);
       if (worthCompacting(context) && toolCallsOf(context.at(-1)).length === 0) {
@@ -444,9 +455,16 @@ export class ChatWorker {
   }
 
   /** Ends a turn: the next queued message (if any) starts the next turn; otherwise the chat waits. */
-  private async finish(chatId: string, outcome: { status: "waiting" } | { status: "error"; error: string }): Promise<void> {
+  private async finish(chatId: string, outcome: { status: "waiting" } | { status: "error"; error: string }): Promise<ChatStatus> {
     const { database, bus } = this.options;
-    const result = await database.db.transaction(async (transaction) => {
+    const settled = { workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: outcome.status === "error" ? outcome.error : null };
+    // Usually nothing is queued: one statement ends the turn; the transaction below only runs when a message waits.
+    const [ended] = await database.db.update(chats).set({ status: outcome.status, updatedAt: new Date(), ...settled })
+      .where(and(eq(chats.id, chatId), outcome.status === "waiting"
+        ? notExists(database.db.select({ id: chatQueuedMessages.id }).from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)))
+        : undefined))
+      .returning({ id: chats.id });
+    const result = ended ? { status: outcome.status, message: null } : await database.db.transaction(async (transaction) => {
       const [next] = outcome.status === "waiting"
         ? await transaction.select().from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)).orderBy(chatQueuedMessages.position, chatQueuedMessages.id).limit(1).for("update", { skipLocked: true })
         : [];
@@ -456,9 +474,7 @@ export class ChatWorker {
         await Store.setStatus(transaction, chatId, "pending", { workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: null });
         return { status: "pending" as const, message };
       }
-      await Store.setStatus(transaction, chatId, outcome.status, {
-        workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: outcome.status === "error" ? outcome.error : null,
-      });
+      await Store.setStatus(transaction, chatId, outcome.status, settled);
       return { status: outcome.status, message: null };
     });
     if (result.message) {
@@ -468,6 +484,7 @@ export class ChatWorker {
     }
     if (outcome.status === "error") bus.publish({ type: "error", chat_id: chatId, message: outcome.error });
     bus.publish({ type: "status", chat_id: chatId, status: result.status, error: outcome.status === "error" ? outcome.error : null });
+    return result.status;
   }
 
   private async ownerOf(chat: Store.Chat): Promise<Actor> {

@@ -23,6 +23,7 @@ export interface DatabaseHandle {
   readonly db: Database;
   /** Subscribes to a NOTIFY channel; returns an unsubscribe function. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
+  /** Sends a NOTIFY; the ones issued in the same event-loop turn share one statement. */
   notify(channel: string, payload?: string): Promise<void>;
   close(): Promise<void>;
 }
@@ -91,9 +92,7 @@ function openPostgres(url: string, log?: Logger): DatabaseHandle {
         }
       };
     },
-    async notify(channel, payload = "") {
-      await db.execute(sql`SELECT pg_notify(${channel}, ${payload})`);
-    },
+    notify: notifier(db),
     async close() {
       closed = true;
       const client = listenClient;
@@ -117,12 +116,40 @@ async function openPglite(dataDir: string | null): Promise<DatabaseHandle> {
       const unsubscribe = await client.listen(channel, onNotify);
       return async () => unsubscribe();
     },
-    async notify(channel, payload = "") {
-      await db.execute(sql`SELECT pg_notify(${channel}, ${payload})`);
-    },
+    notify: notifier(db),
     async close() {
       await client.close();
     },
+  };
+}
+
+/** Bounds one statement's parameters (two per notification). */
+const NOTIFY_BATCH = 500;
+
+/**
+ * Coalesces the NOTIFYs of one event-loop turn into one `SELECT pg_notify(…), pg_notify(…)`: each
+ * statement is a pool checkout and a round trip, and a chat step publishes several events at once.
+ * Postgres delivers them in order; identical channel+payload pairs in one statement arrive once,
+ * which is what NOTIFY does within a transaction anyway.
+ */
+function notifier(db: Database): DatabaseHandle["notify"] {
+  let pending: { channel: string; payload: string }[] = [];
+  let flushed: Promise<void> | null = null;
+  const flush = async (batch: { channel: string; payload: string }[]) => {
+    for (let start = 0; start < batch.length; start += NOTIFY_BATCH) {
+      const calls = batch.slice(start, start + NOTIFY_BATCH).map(({ channel, payload }) => sql`pg_notify(${channel}, ${payload})`);
+      await db.execute(sql`SELECT ${sql.join(calls, sql`, `)}`);
+    }
+  };
+  return (channel, payload = "") => {
+    pending.push({ channel, payload });
+    flushed ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => {
+      const batch = pending;
+      pending = [];
+      flushed = null;
+      return flush(batch);
+    });
+    return flushed;
   };
 }
 
