@@ -1,3 +1,4 @@
+import { sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import type { DatabaseHandle } from "../db/index.ts";
 import type { ChatEvent } from "./types.ts";
 
@@ -43,7 +44,11 @@ export class ChatEventBus {
     this.unlisten = null;
   }
 
-  publish(event: ChatEvent): StampedEvent {
+  /**
+   * Publishes an event to this process's subscribers and tells other replicas. `notified`: the
+   * statement that made the change durable already sent the NOTIFY (see `remoteNotice`).
+   */
+  publish(event: ChatEvent, options: { notified?: boolean } = {}): StampedEvent {
     const stamped = { id: ++this.sequence, event };
     let buffer = this.buffers.get(event.chat_id);
     if (!buffer) this.buffers.set(event.chat_id, (buffer = []));
@@ -52,10 +57,19 @@ export class ChatEventBus {
     for (const listener of this.listeners.get(event.chat_id) ?? []) listener(stamped);
     for (const listener of this.allListeners) listener(stamped);
     // Deltas stay local; durable changes tell other replicas to reload.
-    if (this.database && event.type !== "message.delta") {
+    if (this.database && event.type !== "message.delta" && !options.notified) {
       void this.database.notify(CHAT_EVENTS_CHANNEL, `${this.origin}:${event.chat_id}:${event.type}`).catch(() => {});
     }
     return stamped;
+  }
+
+  /**
+   * The NOTIFY that `publish` sends to other replicas, as an expression for the RETURNING list of
+   * the statement that makes the change durable: it goes out when that commits, without a statement
+   * of its own. `chatId` may be a column (one notice per returned row).
+   */
+  remoteNotice(chatId: string | SQLWrapper, type: ChatEvent["type"]): SQL {
+    return sql`pg_notify(${CHAT_EVENTS_CHANNEL}, ${`${this.origin}:`}::text || ${chatId}::text || ${`:${type}`}::text)`;
   }
 
   /** Events after `afterId` still in the buffer, or null when the buffer no longer reaches back that far. */

@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, gt, gte, inArray, isNull, lt, sql } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, notExists, sql, type SQL, type SQLWrapper } from "drizzle-orm";
 import { isAdmin, type Actor } from "../auth/index.ts";
 import { queryRows, type Database, type DatabaseHandle, type Executor } from "../db/index.ts";
 import { chatMessages, chatQueuedMessages, chats, chatToolCalls } from "../db/schema.ts";
@@ -60,17 +60,23 @@ export async function create(
 ): Promise<Chat> {
   if (!input.prompt.trim()) throw new ValidationError("the prompt is empty", { field: "prompt", reason: "must not be empty" });
   const chat = await database.db.transaction(async (transaction) => {
-    const [chat] = await transaction.insert(chats).values({
+    // The NOTIFYs ride on the insert and go out at COMMIT: a worker wakes without another round trip.
+    const [row] = await transaction.insert(chats).values({
       ownerId: input.ownerId, workspaceId: input.workspaceId ?? null, modelId: input.modelId ?? null,
       title: input.title?.trim() || titleFrom(input.prompt), status: "pending",
       parentChatId: input.parentChatId ?? null, rootChatId: input.rootChatId ?? input.parentChatId ?? null,
-    }).returning();
-    await transaction.insert(chatMessages).values({ chatId: chat!.id, role: "user", parts: textParts(input.prompt), createdBy: input.ownerId });
-    return chat!;
+    }).returning({ ...getTableColumns(chats), wake: wakeNotice(chats.id), notice: bus.remoteNotice(chats.id, "status") });
+    const { wake: _wake, notice: _notice, ...chat } = row!;
+    await transaction.insert(chatMessages).values({ chatId: chat.id, role: "user", parts: textParts(input.prompt), createdBy: input.ownerId });
+    return chat;
   });
-  bus.publish({ type: "status", chat_id: chat.id, status: "pending", error: null });
-  await database.notify(CHATS_CHANNEL, chat.id);
+  bus.publish({ type: "status", chat_id: chat.id, status: "pending", error: null }, { notified: true });
   return chat;
+}
+
+/** `database.notify(CHATS_CHANNEL, chatId)` as an expression for a RETURNING list (sent at commit). */
+export function wakeNotice(chatId: SQLWrapper): SQL {
+  return sql`pg_notify(${CHATS_CHANNEL}, ${chatId}::text)`;
 }
 
 function titleFrom(prompt: string): string {
@@ -160,12 +166,46 @@ export function withoutNul<T>(value: T): T {
   return value;
 }
 
-export async function appendMessage(executor: Executor, input: { chatId: string; role: Message["role"]; parts: MessagePart[]; usage?: Usage | null; compressed?: boolean; modelId?: string | null; visibility?: Message["visibility"] }): Promise<Message> {
-  const [message] = await executor.insert(chatMessages).values({
+type NewMessage = { chatId: string; role: Message["role"]; parts: MessagePart[]; usage?: Usage | null; compressed?: boolean; modelId?: string | null; visibility?: Message["visibility"] };
+
+function messageValues(input: NewMessage) {
+  return {
     chatId: input.chatId, role: input.role, parts: withoutNul(input.parts), usage: input.usage ?? null, compressed: input.compressed ?? false,
     modelId: input.modelId ?? null, visibility: input.visibility ?? "both",
-  }).returning();
-  return message!;
+  };
+}
+
+/** Stores a message; `notice` (a `ChatEventBus.remoteNotice`) is sent when it commits. */
+export async function appendMessage(executor: Executor, input: NewMessage, options: { notice?: SQL } = {}): Promise<Message> {
+  if (!options.notice) {
+    const [message] = await executor.insert(chatMessages).values(messageValues(input)).returning();
+    return message!;
+  }
+  const [row] = await executor.insert(chatMessages).values(messageValues(input)).returning({ ...getTableColumns(chatMessages), notice: options.notice });
+  const { notice: _notice, ...message } = row!;
+  return message;
+}
+
+/**
+ * A turn's last message and, unless a user message is queued, the turn's end (status `waiting`, lease
+ * released) in one statement. `ended` is false when something is queued: the caller ends the turn
+ * the long way. The notices go out when it commits.
+ */
+export async function appendLastMessage(db: Database, input: NewMessage, notices: { message: SQL; status: SQL }): Promise<{ message: Message; ended: boolean }> {
+  const ended = db.$with("ended").as(
+    db.update(chats).set({ status: "waiting", updatedAt: new Date(), workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: null })
+      .where(and(eq(chats.id, input.chatId), nothingQueued(db, input.chatId)))
+      .returning({ id: chats.id, notice: notices.status }),
+  );
+  const [row] = await db.with(ended).insert(chatMessages).values(messageValues(input))
+    .returning({ ...getTableColumns(chatMessages), notice: notices.message, ended: sql<boolean>`exists (select 1 from ${ended})` });
+  const { notice: _notice, ended: turnEnded, ...message } = row!;
+  return { message, ended: turnEnded };
+}
+
+/** No message waits in the chat's queue (a condition for ending a turn in one statement). */
+export function nothingQueued(db: Database, chatId: string): SQL {
+  return notExists(db.select({ id: chatQueuedMessages.id }).from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)));
 }
 
 /** Messages the model sees: the latest compaction summary and everything after it. */

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { and, eq, inArray, lt, notExists, or, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, lt, or, sql } from "drizzle-orm";
 import type { AgentConnection, Tunnel } from "../api/context.ts";
 import type { Actor } from "../auth/index.ts";
 import type { DatabaseHandle } from "../db/index.ts";
@@ -154,10 +154,12 @@ export class ChatWorker {
       .orderBy(chats.updatedAt)
       .limit(limit)
       .for("update", { skipLocked: true });
-    return db.update(chats)
+    const rows = await db.update(chats)
       .set({ status: "running", workerId: this.workerId, updatedAt: sql`now()`, leaseExpiresAt: sql`now() + make_interval(secs => ${this.leaseMs / 1000})` })
       .where(inArray(chats.id, claimable))
-      .returning();
+      // The `running` event's NOTIFY to other replicas rides on the claim (startTurn publishes it as notified).
+      .returning({ ...getTableColumns(chats), notice: this.options.bus.remoteNotice(chats.id, "status") });
+    return rows.map(({ notice: _notice, ...chat }) => chat);
   }
 
   private async renewLeases(): Promise<void> {
@@ -199,7 +201,7 @@ export class ChatWorker {
     const turn: ActiveTurn = { controller: new AbortController(), reason: null, claimAfter: false };
     this.active.set(chat.id, turn);
     const log = this.options.log.child({ chatId: chat.id });
-    this.options.bus.publish({ type: "status", chat_id: chat.id, status: "running", error: null });
+    this.options.bus.publish({ type: "status", chat_id: chat.id, status: "running", error: null }, { notified: true });
     void this.runTurn(chat, turn, log)
       .catch(async (error: unknown) => {
         if (turn.reason === "lease" || turn.reason === "shutdown") return;
@@ -231,6 +233,8 @@ export class ChatWorker {
     const signal = turn.controller.signal;
     let steps = 0;
     let lastUsage: Usage | null = null;
+    /** The last reply's statement also ended the turn. */
+    let ended = false;
 
     while (!signal.aborted) {
       const context = loadedContext ?? await Store.contextMessages(db, chat.id);
@@ -260,8 +264,20 @@ export class ChatWorker {
       steps++;
       const step = await this.streamStep(chat, model, system, toLlmMessages(context), llmTools, signal, log);
       if (step.parts.length > 0) {
-        const message = await Store.appendMessage(db, { chatId: chat.id, role: "assistant", parts: step.parts, usage: step.usage, modelId: model.modelId });
-        bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(message) });
+        const reply = { chatId: chat.id, role: "assistant" as const, parts: step.parts, usage: step.usage, modelId: model.modelId };
+        const messageNotice = bus.remoteNotice(chat.id, "message.committed");
+        if (!step.aborted && !signal.aborted && !step.parts.some((part) => part.type === "tool-call")) {
+          // The turn's last step: store the reply and end the turn together.
+          const last = await Store.appendLastMessage(db, reply, { message: messageNotice, status: bus.remoteNotice(chat.id, "status") });
+          bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(last.message) }, { notified: true });
+          if (last.ended) {
+            bus.publish({ type: "status", chat_id: chat.id, status: "waiting", error: null }, { notified: true });
+            ended = true;
+          }
+        } else {
+          const message = await Store.appendMessage(db, reply, { notice: messageNotice });
+          bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(message) }, { notified: true });
+        }
       }
       lastUsage = step.usage;
       if (step.aborted) break;
@@ -269,7 +285,7 @@ export class ChatWorker {
     }
 
     if (turn.reason === "lease" || turn.reason === "shutdown") return;
-    if ((await this.finish(chat.id, { status: "waiting" })) === "pending") turn.claimAfter = true;
+    if (!ended && (await this.finish(chat.id, { status: "waiting" })) === "pending") turn.claimAfter = true;
     if (overThreshold(model, lastUsage)) {
       const context = await Store.contextMessages(db, chat.id);
       if (worthCompacting(context) && toolCallsOf(context.at(-1)).length === 0) {
@@ -460,10 +476,8 @@ export class ChatWorker {
     const settled = { workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: outcome.status === "error" ? outcome.error : null };
     // Usually nothing is queued: one statement ends the turn; the transaction below only runs when a message waits.
     const [ended] = await database.db.update(chats).set({ status: outcome.status, updatedAt: new Date(), ...settled })
-      .where(and(eq(chats.id, chatId), outcome.status === "waiting"
-        ? notExists(database.db.select({ id: chatQueuedMessages.id }).from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)))
-        : undefined))
-      .returning({ id: chats.id });
+      .where(and(eq(chats.id, chatId), outcome.status === "waiting" ? Store.nothingQueued(database.db, chatId) : undefined))
+      .returning({ id: chats.id, notice: bus.remoteNotice(chatId, "status") });
     const result = ended ? { status: outcome.status, message: null } : await database.db.transaction(async (transaction) => {
       const [next] = outcome.status === "waiting"
         ? await transaction.select().from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)).orderBy(chatQueuedMessages.position, chatQueuedMessages.id).limit(1).for("update", { skipLocked: true })
@@ -483,7 +497,7 @@ export class ChatWorker {
       await database.notify(Store.CHATS_CHANNEL, chatId);
     }
     if (outcome.status === "error") bus.publish({ type: "error", chat_id: chatId, message: outcome.error });
-    bus.publish({ type: "status", chat_id: chatId, status: result.status, error: outcome.status === "error" ? outcome.error : null });
+    bus.publish({ type: "status", chat_id: chatId, status: result.status, error: outcome.status === "error" ? outcome.error : null }, { notified: Boolean(ended) });
     return result.status;
   }
 

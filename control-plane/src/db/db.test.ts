@@ -24,5 +24,16 @@ for (const kind of ["postgres", "pglite"] as const) {
       await database.notify("kiln_test", "hello");
       expect(await received).toBe("hello");
     });
+
+    it("delivers NOTIFYs sent in one tick (one statement) in order", async () => {
+      database = await createTestDatabase({ kind });
+      const received: string[] = [];
+      await database.listen("kiln_test", (payload) => received.push(payload));
+      await Promise.all(["a", "b", "c"].map((payload) => database.notify("kiln_test", payload)));
+      await database.notify("kiln_test", "d");
+      const deadline = Date.now() + 5_000;
+      while (received.length < 4 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+      expect(received).toEqual(["a", "b", "c", "d"]);
+    });
   });
 }
