@@ -1,9 +1,9 @@
-import { createReadStream } from "node:fs";
+import { closeSync, createReadStream } from "node:fs";
 import { Readable } from "node:stream";
 import type { RawReadRequest, RawWriteRequest, RawWriteResponse } from "../protocol.ts";
 import { writeAll, stageFile, commitStaged } from "./atomic.ts";
 import { resolvePath } from "./paths.ts";
-import { closeFile, openRegularFile } from "./read.ts";
+import { openRegularFile } from "./read.ts";
 
 const STREAM_CHUNK_BYTES = 256 * 1024;
 
@@ -16,9 +16,9 @@ export interface RawFile {
 /** Opens a file of any size as a byte stream; the descriptor closes when the stream ends or is cancelled. */
 export async function openRawFile(root: string, request: RawReadRequest): Promise<RawFile> {
   const path = resolvePath(root, request.path);
-  const { fd, stats } = await openRegularFile(path);
+  const { fd, stats } = openRegularFile(path);
   if (stats.size === 0) {
-    await closeFile(fd);
+    closeSync(fd);
     return { path, size: 0, body: new ReadableStream({ start: (controller) => controller.close() }) };
   }
   // Stop at the size sent as content-length even if the file grows meanwhile.

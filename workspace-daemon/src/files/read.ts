@@ -1,40 +1,43 @@
-import { close, constants, fstat, open, read, type Stats } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, read, readSync, type Stats } from "node:fs";
 import { promisify } from "node:util";
 import { fileSystemError, InvalidRequestError, PayloadTooLargeError } from "../errors.ts";
 import { LIMITS, type ReadFileRequest, type ReadFileResponse, type ReadTruncationReason } from "../protocol.ts";
 import { resolvePath } from "./paths.ts";
 
-// Raw descriptors rather than fs/promises FileHandles: creating a FileHandle costs
-// about as much main-thread time as the whole read of a small file.
-const openFile = promisify(open);
-const statFile = promisify(fstat);
 const readInto = promisify(read);
-export const closeFile = promisify(close);
 
 const NEWLINE = 0x0a;
 const LINE_NUMBER_WIDTH = 6;
 /** Budget for ` … [line cut: N more bytes]` (the ellipsis is 3 bytes, N under a million). */
 const MAX_CUT_MARKER_BYTES = 40;
 const SCAN_CHUNK_BYTES = 256 * 1024;
+/**
+ * Files up to this size are read with blocking calls. Each asynchronous fs call is a round trip
+ * through libuv's thread pool (futexes, an eventfd, an epoll wake-up), which costs far more than
+ * reading a few KiB from the page cache; see docs/benchmarks.md, "Spine". Bigger files are read
+ * asynchronously so one large read cannot stall every other request.
+ */
+export const SYNC_READ_MAX_BYTES = 64 * 1024;
 
 /**
- * Opens a regular file for reading and stats it once; the caller closes `fd`.
+ * Opens a regular file for reading and stats it once; the caller closes `fd` (closeSync).
+ * Blocking calls: open and fstat are metadata operations, cheaper inline than through the thread pool.
  * O_NONBLOCK keeps a FIFO from blocking the open; non-regular files are refused anyway.
  */
-export async function openRegularFile(path: string): Promise<{ fd: number; stats: Stats }> {
+export function openRegularFile(path: string): { fd: number; stats: Stats } {
   let fd: number;
   try {
-    fd = await openFile(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (error) {
     throw fileSystemError(error, path);
   }
   try {
-    const stats = await statFile(fd);
+    const stats = fstatSync(fd);
     if (stats.isDirectory()) throw new InvalidRequestError("is_directory", `path is a directory: ${path}`, { path });
     if (!stats.isFile()) throw new InvalidRequestError("invalid_request", `not a regular file: ${path}`, { path });
     return { fd, stats };
   } catch (error) {
-    await closeFile(fd);
+    closeSync(fd);
     throw error;
   }
 }
@@ -45,7 +48,7 @@ export async function readFile(root: string, request: ReadFileRequest): Promise<
   const offset = request.offset ?? 1;
   const limit = request.limit ?? LIMITS.readDefaultLines;
   const ranged = request.offset !== undefined || request.limit !== undefined;
-  const { fd, stats } = await openRegularFile(path);
+  const { fd, stats } = openRegularFile(path);
   try {
     const size = stats.size;
     if (size > LIMITS.readMaxScanBytes || (size > LIMITS.readMaxFileBytes && !ranged)) {
@@ -59,7 +62,7 @@ export async function readFile(root: string, request: ReadFileRequest): Promise<
       );
     }
     if (size <= LIMITS.readMaxFileBytes) {
-      const buffer = await readRange(fd, 0, size);
+      const buffer = size <= SYNC_READ_MAX_BYTES ? readRangeSync(fd, 0, size) : await readRange(fd, 0, size);
       rejectBinary(path, buffer);
       const selection = new PageSelection(offset, limit);
       selectLines(buffer, 0, selection);
@@ -68,7 +71,7 @@ export async function readFile(root: string, request: ReadFileRequest): Promise<
     }
     return await readLargeFile(path, fd, size, offset, limit);
   } finally {
-    await closeFile(fd);
+    closeSync(fd);
   }
 }
 
@@ -113,6 +116,17 @@ async function readRange(fd: number, start: number, length: number): Promise<Buf
   let filled = 0;
   while (filled < length) {
     const { bytesRead } = await readInto(fd, buffer, filled, length - filled, start + filled);
+    if (bytesRead === 0) break; // the file shrank after the stat
+    filled += bytesRead;
+  }
+  return filled === length ? buffer : buffer.subarray(0, filled);
+}
+
+function readRangeSync(fd: number, start: number, length: number): Buffer {
+  const buffer = Buffer.allocUnsafe(length);
+  let filled = 0;
+  while (filled < length) {
+    const bytesRead = readSync(fd, buffer, filled, length - filled, start + filled);
     if (bytesRead === 0) break; // the file shrank after the stat
     filled += bytesRead;
   }
