@@ -2,7 +2,7 @@
  * Agent chat loop benchmark: how many chats one control-plane process carries, what each
  * agent step costs besides the model, and how fast an enqueued chat is claimed.
  *
- *   npx tsx bench/chat.ts [--quick] [--strict] [--profile]
+ *   npx tsx bench/chat.ts [--quick] [--strict] [--profile] [--sequential=N]
  *
  * One run, in order:
  * 1. A throwaway Postgres cluster and an in-process `kiln server` (startServer), a fake
@@ -19,7 +19,8 @@
  * chat's model calls), divided by the chat's model calls; docs/benchmarks.md explains it. Prints a table, PASS/FAIL per
  * target, and one JSON line last. Exit status is 0 unless something broke, or with
  * --strict, a target failed. --profile writes CPU profiles of the sequential and load
- * phases to a directory it names (kept after the run).
+ * phases to a directory it names (kept after the run). --sequential=N runs N text chats (and N/2.5
+ * tool chats) in the sequential phase instead of the plan's, for a steadier p50 on a busy machine.
  */
 import { fork, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -77,6 +78,8 @@ interface Flags {
   quick: boolean;
   strict: boolean;
   profile: boolean;
+  /** Text chats in the sequential phase instead of the plan's. */
+  sequential: number | null;
 }
 
 interface Target {
@@ -95,13 +98,17 @@ interface Row {
 
 function parseFlags(argv: string[]): Flags {
   const known = new Set(["--quick", "--strict", "--profile", "--help"]);
-  const unknown = argv.filter((argument) => !known.has(argument));
+  const sequentialArgument = argv.find((argument) => /^--sequential=[1-9][0-9]*$/.test(argument));
+  const unknown = argv.filter((argument) => !known.has(argument) && argument !== sequentialArgument);
   if (argv.includes("--help") || unknown.length > 0) {
     if (unknown.length > 0) process.stderr.write(`unknown argument: ${unknown.join(" ")}\n`);
-    process.stderr.write("usage: npx tsx bench/chat.ts [--quick] [--strict] [--profile]\n");
+    process.stderr.write("usage: npx tsx bench/chat.ts [--quick] [--strict] [--profile] [--sequential=N]\n");
     process.exit(unknown.length > 0 ? 2 : 0);
   }
-  return { quick: argv.includes("--quick"), strict: argv.includes("--strict"), profile: argv.includes("--profile") };
+  return {
+    quick: argv.includes("--quick"), strict: argv.includes("--strict"), profile: argv.includes("--profile"),
+    sequential: sequentialArgument ? Number(sequentialArgument.slice("--sequential=".length)) : null,
+  };
 }
 
 function machine() {
@@ -553,7 +560,8 @@ function passes(target: Target): boolean {
 
 async function main(resources: Resources, flags: Flags): Promise<boolean> {
   const started = performance.now();
-  const plan = flags.quick ? PLANS.quick : PLANS.full;
+  const base = flags.quick ? PLANS.quick : PLANS.full;
+  const plan = flags.sequential ? { ...base, sequentialText: flags.sequential, sequentialTool: Math.max(1, Math.round(flags.sequential / 2.5)) } : base;
   const host = machine();
   const loadAtStart = os.loadavg()[0] as number;
   const pressureAtStart = cpuPressure();

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { and, eq, getTableColumns, inArray, lt, or, sql } from "drizzle-orm";
+import { and, eq, getTableColumns, inArray, lt, or, sql, type SQL } from "drizzle-orm";
 import type { AgentConnection, Tunnel } from "../api/context.ts";
 import type { Actor } from "../auth/index.ts";
 import type { DatabaseHandle } from "../db/index.ts";
@@ -31,9 +31,15 @@ export interface ChatWorkerOptions {
   bus: ChatEventBus;
   tunnel: Tunnel;
   log: Logger;
-  resolveModel(modelId: string | null): Promise<ResolvedModel>;
-  systemPrompt(): Promise<string>;
-  toolPolicy(): Promise<ToolPolicy>;
+  /**
+   * `configVersion` is the value of `configVersion` below at the claim: the same value means the same
+   * answer, so these may answer from a cache without a query.
+   */
+  resolveModel(modelId: string | null, configVersion?: string): Promise<ResolvedModel>;
+  systemPrompt(configVersion?: string): Promise<string>;
+  toolPolicy(configVersion?: string): Promise<ToolPolicy>;
+  /** A SQL expression that changes whenever anything resolveModel, systemPrompt or toolPolicy read changes; evaluated by the claim. */
+  configVersion?: SQL;
   services: ToolServices;
   /** Chats this process runs at once. */
   concurrency?: number;
@@ -42,6 +48,11 @@ export interface ChatWorkerOptions {
   maxSteps?: number;
   retry?: { attempts: number; baseMs: number };
   workerId?: string;
+}
+
+interface Claimed {
+  chat: Store.Chat;
+  configVersion: string | undefined;
 }
 
 interface ActiveTurn {
@@ -147,7 +158,7 @@ export class ChatWorker {
     }
   }
 
-  private async claim(limit: number): Promise<Store.Chat[]> {
+  private async claim(limit: number): Promise<Claimed[]> {
     const db = this.options.database.db;
     const claimable = db.select({ id: chats.id }).from(chats)
       .where(and(eq(chats.archived, false), or(eq(chats.status, "pending"), and(eq(chats.status, "running"), lt(chats.leaseExpiresAt, sql`now()`)))))
@@ -158,8 +169,8 @@ export class ChatWorker {
       .set({ status: "running", workerId: this.workerId, updatedAt: sql`now()`, leaseExpiresAt: sql`now() + make_interval(secs => ${this.leaseMs / 1000})` })
       .where(inArray(chats.id, claimable))
       // The `running` event's NOTIFY to other replicas rides on the claim (startTurn publishes it as notified).
-      .returning({ ...getTableColumns(chats), notice: this.options.bus.remoteNotice(chats.id, "status") });
-    return rows.map(({ notice: _notice, ...chat }) => chat);
+      .returning({ ...getTableColumns(chats), notice: this.options.bus.remoteNotice(chats.id, "status"), configVersion: this.options.configVersion ?? sql<null>`null` });
+    return rows.map(({ notice: _notice, configVersion, ...chat }) => ({ chat, configVersion: configVersion === null ? undefined : String(configVersion) }));
   }
 
   private async renewLeases(): Promise<void> {
@@ -197,12 +208,12 @@ export class ChatWorker {
     }
   }
 
-  private startTurn(chat: Store.Chat): void {
+  private startTurn({ chat, configVersion }: Claimed): void {
     const turn: ActiveTurn = { controller: new AbortController(), reason: null, claimAfter: false };
     this.active.set(chat.id, turn);
     const log = this.options.log.child({ chatId: chat.id });
     this.options.bus.publish({ type: "status", chat_id: chat.id, status: "running", error: null }, { notified: true });
-    void this.runTurn(chat, turn, log)
+    void this.runTurn(chat, configVersion, turn, log)
       .catch(async (error: unknown) => {
         if (turn.reason === "lease" || turn.reason === "shutdown") return;
         const raw = error instanceof LlmError ? error.message : error instanceof Error ? `${error.name === "Error" ? "" : `${error.name}: `}${error.message}` : String(error);
@@ -218,14 +229,15 @@ export class ChatWorker {
       });
   }
 
-  private async runTurn(initial: Store.Chat, turn: ActiveTurn, log: Logger): Promise<void> {
+  private async runTurn(initial: Store.Chat, configVersion: string | undefined, turn: ActiveTurn, log: Logger): Promise<void> {
     const { database, bus } = this.options;
     const db = database.db;
     let chat = initial;
     if (chat.interruptRequested) await db.update(chats).set({ interruptRequested: false }).where(eq(chats.id, chat.id));
-    // Independent reads: one round trip's wait instead of five.
+    // Independent reads, waited for together; model, prompt and policy usually come from the runtime's cache.
     const [owner, model, system, policy, firstContext] = await Promise.all([
-      this.ownerOf(chat), this.options.resolveModel(chat.modelId), this.options.systemPrompt(), this.options.toolPolicy(), Store.contextMessages(db, chat.id),
+      this.ownerOf(chat), this.options.resolveModel(chat.modelId, configVersion), this.options.systemPrompt(configVersion), this.options.toolPolicy(configVersion),
+      Store.contextMessages(db, chat.id),
     ]);
     let loadedContext: Store.Message[] | null = firstContext;
     const tools = toolsFor({ isChild: chat.parentChatId !== null });
