@@ -181,6 +181,24 @@ describe("agent chat loop (real server, real workspace daemon, fake Anthropic)",
     expect((await h.messages(created.body.id)).at(-1).parts[0].text).toBe("back again");
   });
 
+  it("uses the admin's current system prompt from the next turn on", async () => {
+    const systemOfNextTurn = async () => {
+      h.fake.enqueue({ type: "respond", text: "ok" });
+      const before = h.fake.requests.length;
+      const created = await h.call("POST", "/api/v1/chats", { prompt: "hello" });
+      await h.waitForStatus(created.body.id, ["waiting"]);
+      return JSON.stringify(h.fake.requests[before]!.body.system);
+    };
+    expect(await systemOfNextTurn()).toContain("Kiln");
+    expect((await h.call("PUT", "/api/v1/admin/system-prompt", { system_prompt: "You are a careful Rust engineer." })).status).toBe(200);
+    try {
+      expect(await systemOfNextTurn()).toContain("careful Rust engineer");
+    } finally {
+      await h.call("PUT", "/api/v1/admin/system-prompt", { system_prompt: null });
+    }
+    expect(await systemOfNextTurn()).toContain("Kiln");
+  });
+
   it("refuses bad chat input with the field and the reason", async () => {
     const empty = await h.call("POST", "/api/v1/chats", { prompt: "" });
     expect(empty.status).toBe(400);
