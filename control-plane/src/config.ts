@@ -2,6 +2,8 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 
+const flag = z.union([z.boolean(), z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"], { error: "must be true or false (1/0, yes/no, on/off)" })])
+  .transform((value) => value === true || value === "1" || value === "true" || value === "yes" || value === "on");
 const listen = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:3000");
 
 /** Server configuration, from flags and KILN_* environment variables; parsed once at start. */
@@ -30,6 +32,23 @@ export const ServerConfig = z.object({
   chatConcurrency: z.coerce.number().int().min(0).max(100_000).default(500),
   /** How long a chat's lease lasts without a heartbeat before another server resumes the chat. */
   chatLeaseMs: z.coerce.number().int().min(1_000).max(3_600_000).default(120_000),
+  /** Reach workspaces over a WireGuard tailnet (tailscaled + headscale) instead of only the WebSocket relay. */
+  tailnet: flag.default(false),
+  /**
+   * With an API key: the URL of an external headscale (or compatible) server. Without: the URL nodes reach the
+   * embedded headscale and its DERP at (defaults to http://<tailnet listen address>).
+   */
+  tailnetUrl: z.url().optional(),
+  /** API key of an external headscale (`headscale apikeys create`); without one Kiln runs its own headscale. */
+  tailnetApiKey: z.string().min(1).optional(),
+  /** Where the embedded headscale and its DERP server listen (port 0: a free one). */
+  tailnetListen: listen.default("127.0.0.1:0"),
+  /** Where the embedded DERP's STUN server listens (UDP; port 0: a free one). */
+  tailnetStunListen: listen.default("127.0.0.1:0"),
+  /** The IPv4 address the embedded DERP region advertises to nodes; the listen host (127.0.0.1 for a wildcard) by default. */
+  tailnetDerpIpv4: z.ipv4().optional(),
+  /** When a workspace cannot join the tailnet (or is unreachable over it), use the relay instead of failing. */
+  tailnetRelayFallback: flag.default(true),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
@@ -46,6 +65,13 @@ const environmentNames: Record<keyof ServerConfig, string> = {
   secretKey: "KILN_SECRET_KEY",
   chatConcurrency: "KILN_CHAT_CONCURRENCY",
   chatLeaseMs: "KILN_CHAT_LEASE_MS",
+  tailnet: "KILN_TAILNET",
+  tailnetUrl: "KILN_TAILNET_URL",
+  tailnetApiKey: "KILN_TAILNET_API_KEY",
+  tailnetListen: "KILN_TAILNET_LISTEN",
+  tailnetStunListen: "KILN_TAILNET_STUN_LISTEN",
+  tailnetDerpIpv4: "KILN_TAILNET_DERP_IPV4",
+  tailnetRelayFallback: "KILN_TAILNET_RELAY_FALLBACK",
 };
 
 /** Flags win over environment variables, which win over defaults. Throws one readable message listing every bad setting. */

@@ -7,3 +7,4 @@ export { TAILNET_CREDENTIAL_HEADER, createCredential, credentialMatches } from "
 export { Headscale, CONTROL_PLANE_TAG, DAEMON_TAILNET_PORTS, KILN_USER, WORKSPACE_TAG, defaultPolicy, type HeadscaleOptions, type TailnetPolicy } from "./tailscale/headscale.ts";
 export { HeadscaleApi, HeadscaleApiError, type Coordinator, type HeadscaleNode, type PreauthKey } from "./tailscale/headscale-api.ts";
 export { TailscaleNode, type PeerPath, type TailscaleBinaries, type TailscaleNodeOptions } from "./tailscale/tailscaled.ts";
+export { findBinaries, TOOLCHAIN_BIN_DIR } from "./tailscale/binaries.ts";

@@ -11,10 +11,12 @@ describe("loadConfig", () => {
       workdir: process.cwd(),
       stateDir: join(homedir(), ".kiln"),
       logLevel: "info",
+      tailscaleBinDir: undefined,
     });
-    expect(loadConfig({ KILN_AGENT_TOKEN: "t", KILN_URL: "http://10.0.0.1:3000", KILN_WORKDIR: "/tmp", KILN_LOG_LEVEL: "debug" })).toMatchObject({
+    expect(loadConfig({ KILN_AGENT_TOKEN: "t", KILN_URL: "http://10.0.0.1:3000", KILN_WORKDIR: "/tmp", KILN_LOG_LEVEL: "debug", KILN_TAILSCALE_BIN_DIR: "/opt/tailscale" })).toMatchObject({
       workdir: "/tmp",
       logLevel: "debug",
+      tailscaleBinDir: "/opt/tailscale",
     });
   });
 

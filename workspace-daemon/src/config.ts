@@ -37,6 +37,8 @@ export const DaemonEnvironment = z.object({
       .default(() => join(homedir(), ".kiln"))
       .transform((path) => resolve(path)),
   ),
+  // Where tailscaled and tailscale are, when not on PATH (used only when the control plane runs a tailnet).
+  KILN_TAILSCALE_BIN_DIR: optional(z.string().min(1).optional()),
   // pino level for the daemon's logs.
   KILN_LOG_LEVEL: optional(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
 });
@@ -48,6 +50,7 @@ export interface DaemonConfig {
   workdir: string;
   stateDir: string;
   logLevel: DaemonEnvironment["KILN_LOG_LEVEL"];
+  tailscaleBinDir: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -73,5 +76,6 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Daemon
     workdir: result.data.KILN_WORKDIR,
     stateDir: result.data.KILN_STATE_DIR,
     logLevel: result.data.KILN_LOG_LEVEL,
+    tailscaleBinDir: result.data.KILN_TAILSCALE_BIN_DIR,
   };
 }

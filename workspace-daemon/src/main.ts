@@ -3,6 +3,7 @@ import { RelayAgent } from "@kiln/tailnet";
 import pino from "pino";
 import { ControlPlaneClient } from "./agent/control-plane.ts";
 import { AgentDuties } from "./agent/duties.ts";
+import { TailnetMember } from "./agent/tailnet-member.ts";
 import { createDaemonApp } from "./api/app.ts";
 import { withByteStreams } from "./api/byte-streams.ts";
 import { ConfigError, loadConfig } from "./config.ts";
@@ -35,17 +36,25 @@ async function main(): Promise<void> {
   const controlPlane = new ControlPlaneClient({ url: config.controlPlaneUrl, token: config.agentToken, log, version, directory: config.workdir });
   // Startup/shutdown/cron scripts and metadata from the template; the agent's env joins childEnvironment.
   const duties = new AgentDuties({ client: controlPlane, log, workdir: config.workdir, environment: childEnvironment });
+  const handler = withByteStreams({ pty, ssh, log }, getRequestListener(app.fetch) as never);
   const relay = new RelayAgent({
     url: `${config.controlPlaneUrl}/api/v1/agent/relay`,
     token: config.agentToken,
-    handler: withByteStreams({ pty, ssh, log }, getRequestListener(app.fetch) as never),
+    handler,
     log: log.child({ module: "relay" }),
     onStateChange: (state) => log.info({ state }, "relay state"),
+  });
+
+  // When the deployment runs a tailnet, the control plane reaches the daemon over it; the relay stays up as the fallback.
+  const tailnet = new TailnetMember({
+    client: controlPlane, handler, stateDir: config.stateDir, binDirs: config.tailscaleBinDir ? [config.tailscaleBinDir] : [],
+    environment: childEnvironment, log: log.child({ module: "tailnet" }),
   });
 
   log.info({ version, workdir: config.workdir, controlPlane: config.controlPlaneUrl, pid: process.pid }, "kiln-daemon starting");
   await controlPlane.reportLifecycle("starting");
   relay.start();
+  tailnet.start();
   while (relay.state !== "connected" && relay.state !== "stopped") await relay.waitConnected(60_000).catch(() => {});
   const started = await duties.start();
   await controlPlane.reportLifecycle(started);
@@ -62,6 +71,7 @@ async function main(): Promise<void> {
     pty.shutdown();
     await processes.shutdown();
     await controlPlane.reportLifecycle(stopped, { attempts: 2 });
+    await tailnet.stop();
     await relay.stop();
     process.exit(0);
   };

@@ -48,7 +48,16 @@ export function createApp(deps: AppDeps): App {
   app.onError((error, c) => errorResponse(error, c));
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${c.req.path}` } } satisfies ErrorBody, 404));
 
-  app.get("/healthz", (c) => c.json({ status: "ok", version: deps.version, database: deps.database.kind }));
+  app.get("/healthz", async (c) => {
+    if (!deps.tailnet) return c.json({ status: "ok", version: deps.version, database: deps.database.kind });
+    // Liveness stays 200; a tailnet that is down degrades the server (the relay may still serve).
+    const tailnet = await deps.tailnet.health();
+    const healthy = tailnet.coordinator.healthy && tailnet.node.running;
+    return c.json({
+      status: healthy ? "ok" : "degraded", version: deps.version, database: deps.database.kind,
+      tailnet: { mode: tailnet.mode, coordinator: tailnet.coordinator.healthy ? "ok" : "unreachable", node: tailnet.node.running ? "running" : "stopped" },
+    });
+  });
 
   // Unauthenticated: bootstrap, login, and the daemon-facing routes (which check agent tokens themselves).
   app.route("/api/v1", authRoutes(deps));

@@ -5,10 +5,14 @@ import type { ChatEventBus } from "../chats/events.ts";
 import type { Logger } from "../logger.ts";
 import type { SecretBox } from "../secrets/index.ts";
 import type { DaemonBundle } from "../agents/daemon-bundle.ts";
+import type { ControlPlaneTailnet } from "../tailnet/index.ts";
+import type { TunnelPath } from "../tailnet/tunnel.ts";
 
 /** The tunnel as the API sees it: reach an agent, tell whether it is connected, cut it off. */
 export interface Tunnel extends Pick<Transport, "dial" | "isConnected"> {
   disconnect(agentId: string): void;
+  /** How a connection it dialed reaches the agent (the relay when left out). */
+  pathOf?(connection: AgentConnection): TunnelPath;
 }
 export type { AgentConnection };
 
@@ -26,6 +30,8 @@ export interface AppDeps {
     resolveModelId(reference: string | null): Promise<string | null>;
     compactNow(chatId: string): Promise<boolean>;
   };
+  /** The tailnet, when this server runs with one (`kiln server --tailnet`). */
+  tailnet?: ControlPlaneTailnet;
   /** Serve the built dashboard at `/` (its dist directory; the default build output when omitted). */
   dashboard?: { directory?: string };
 }

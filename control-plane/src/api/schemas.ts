@@ -151,6 +151,8 @@ export const WorkspaceAgentInfo = z.object({
     directory: z.string().nullable(),
     started_at: z.string().nullable(),
     ready_at: z.string().nullable(),
+    tailnet: z.object({ address: z.string(), port: z.number().int(), joined_at: z.string().nullable() }).nullable().describe("where the agent serves its API on the tailnet; null on the relay only"),
+    tailnet_error: z.string().nullable().describe("why the agent could not join the tailnet, as it last reported"),
     scripts: z.array(z.object({
       display_name: z.string(), run_on_start: z.boolean(), run_on_stop: z.boolean(), start_blocks_login: z.boolean(), timeout_seconds: z.number().int(), cron: z.string(),
     })),
@@ -186,6 +188,34 @@ export const AgentManifest = z.object({
   owner_name: z.string(),
   config: AgentConfig.nullable().describe("what the daemon runs; null until the build has recorded it"),
 }).openapi("AgentManifest");
+
+export const AgentTailnetJoin = z.object({
+  login_server: z.string().describe("the coordination server's URL (tailscale up --login-server)"),
+  auth_key: z.string().describe("single-use, ephemeral, tagged preauth key; expires in 10 minutes"),
+  credential: z.string().describe("the control plane presents it on every request (x-kiln-tailnet-credential); refuse requests without it"),
+  hostname: z.string(),
+  ports: z.object({ first: z.number().int(), last: z.number().int() }).describe("serve the API on the first free port of this range"),
+  derp_over_http: z.boolean().describe("the DERP server has no TLS (set TS_DEBUG_USE_DERP_HTTP=1)"),
+}).openapi("AgentTailnetJoin");
+
+export const AgentTailnetReport = z.union([
+  z.object({
+    address: z.ipv4().describe("the daemon's tailnet IPv4 address"),
+    port: z.number().int().min(1).max(65_535).describe("the port it serves its API on (from the range the join gave)"),
+  }),
+  z.object({ error: z.string().min(1).max(4000).describe("why the daemon could not join; it stays on the relay") }),
+]).openapi("AgentTailnetReport");
+
+export const TailnetPing = z.object({
+  transport: z.enum(["tailnet", "relay"]),
+  path: z.enum(["direct", "derp", "relay"]).describe("direct: WireGuard peer to peer; derp: WireGuard relayed through DERP; relay: Kiln's WebSocket relay"),
+  round_trip_ms: z.number().describe("an HTTP/2 PING to the daemon and back over the tunnel"),
+  tailnet: z.object({
+    address: z.string(), port: z.number().int(), endpoint: z.string().describe("where WireGuard packets go: ip:port, or DERP(region)"),
+    wireguard_round_trip_ms: z.number().describe("a disco ping between the tailscale nodes"),
+  }).nullable(),
+  tailnet_error: z.string().nullable().describe("why the agent is not on the tailnet, as it last reported"),
+}).openapi("TailnetPing");
 
 export const WorkspaceParam = z.object({ workspace: z.string().min(1).openapi({ param: { name: "workspace", in: "path" }, description: "workspace id, name (yours), or owner/name (admins)" }) });
 

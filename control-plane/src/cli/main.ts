@@ -30,7 +30,9 @@ program.command("server")
   .option("--listen <host:port>", "address to listen on (env KILN_LISTEN)")
   .option("--access-url <url>", "URL users and workspaces reach this server at (env KILN_ACCESS_URL)")
   .option("--postgres-url <url>", "Postgres URL; embedded PGlite when absent (env KILN_POSTGRES_URL)")
-  .action(async (flags: { dataDir?: string; listen?: string; accessUrl?: string; postgresUrl?: string }) => {
+  .option("--tailnet", "reach workspaces over a WireGuard tailnet: an embedded headscale + DERP, or the external one in KILN_TAILNET_URL/KILN_TAILNET_API_KEY (env KILN_TAILNET=1)")
+  .option("--tailnet-url <url>", "URL of the external headscale (with KILN_TAILNET_API_KEY), or the URL nodes reach the embedded one at (env KILN_TAILNET_URL)")
+  .action(async (flags: { dataDir?: string; listen?: string; accessUrl?: string; postgresUrl?: string; tailnet?: boolean; tailnetUrl?: string }) => {
     const config = parseServerConfig(flags);
     const log = createLogger({ level: config.logLevel });
     // Loaded only here: the server pulls in every LLM SDK, which would slow every other command
@@ -165,6 +167,25 @@ async function waitForBuild(client: KilnClient, url: string, token: string, work
   }
   return unwrap(await client.GET("/api/v1/workspaces/{workspace}", { params: { path: { workspace: workspace.id } } }));
 }
+
+program.command("ping").description("How the control plane reaches a workspace (tailnet direct, DERP, or relay) and the round trip")
+  .argument("<workspace>", "workspace name")
+  .option("-c, --count <n>", "pings to send", (value) => Number(value), 3)
+  .addOption(outputOption())
+  .action(async (reference: string, flags: { count: number; output: OutputFormat }) => {
+    const { client } = await session();
+    if (!Number.isInteger(flags.count) || flags.count < 1 || flags.count > 100) throw new UsageError("--count must be a whole number from 1 to 100");
+    for (let sent = 1; sent <= flags.count; sent++) {
+      const ping = unwrap(await client.GET("/api/v1/workspaces/{workspace}/ping", { params: { path: { workspace: reference } } }));
+      if (flags.output === "json") {
+        process.stdout.write(`${JSON.stringify(ping)}\n`);
+      } else {
+        const via = ping.tailnet ? `tailnet ${ping.path === "derp" ? `via ${ping.tailnet.endpoint}` : `direct via ${ping.tailnet.endpoint}`} (${ping.tailnet.address}:${ping.tailnet.port}, wireguard ${ping.tailnet.wireguard_round_trip_ms < 1 ? "<1" : ping.tailnet.wireguard_round_trip_ms.toFixed(0)} ms)` : `relay${ping.tailnet_error ? ` (not on the tailnet: ${ping.tailnet_error})` : ""}`;
+        process.stdout.write(`pong from ${reference} over ${via} in ${ping.round_trip_ms.toFixed(2)} ms\n`);
+      }
+      if (sent < flags.count) await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  });
 
 program.command("exec").description("Run a command in a workspace, streaming its output; exits with its exit code")
   .argument("<workspace>", "workspace name")

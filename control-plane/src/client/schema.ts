@@ -153,6 +153,40 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/agent/tailnet/join": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A single-use key and the control plane's credential, to join the tailnet for this build */
+        post: operations["agent.tailnetJoin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/agent/tailnet": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Where the daemon serves its API on the tailnet, or why it could not join */
+        post: operations["agent.tailnetReport"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/agent/logs": {
         parameters: {
             query?: never;
@@ -508,6 +542,23 @@ export interface paths {
         };
         /** Build logs; with follow=true a text/event-stream that ends when the build finishes (event ids resume via Last-Event-ID) */
         get: operations["workspaces.buildLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/workspaces/{workspace}/ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** How the control plane reaches the workspace's agent (tailnet direct, DERP, or relay) and the round trip */
+        get: operations["workspaces.ping"];
         put?: never;
         post?: never;
         delete?: never;
@@ -925,6 +976,34 @@ export interface components {
         };
         /** @enum {string} */
         AgentLifecycleState: "created" | "starting" | "start_timeout" | "start_error" | "ready" | "shutting_down" | "shutdown_timeout" | "shutdown_error" | "off";
+        AgentTailnetJoin: {
+            /** @description the coordination server's URL (tailscale up --login-server) */
+            login_server: string;
+            /** @description single-use, ephemeral, tagged preauth key; expires in 10 minutes */
+            auth_key: string;
+            /** @description the control plane presents it on every request (x-kiln-tailnet-credential); refuse requests without it */
+            credential: string;
+            hostname: string;
+            /** @description serve the API on the first free port of this range */
+            ports: {
+                first: number;
+                last: number;
+            };
+            /** @description the DERP server has no TLS (set TS_DEBUG_USE_DERP_HTTP=1) */
+            derp_over_http: boolean;
+        };
+        AgentTailnetReport: {
+            /**
+             * Format: ip
+             * @description the daemon's tailnet IPv4 address
+             */
+            address: string;
+            /** @description the port it serves its API on (from the range the join gave) */
+            port: number;
+        } | {
+            /** @description why the daemon could not join; it stays on the relay */
+            error: string;
+        };
         ApiToken: {
             id: string;
             token: string;
@@ -1124,6 +1203,14 @@ export interface components {
                 directory: string | null;
                 started_at: string | null;
                 ready_at: string | null;
+                /** @description where the agent serves its API on the tailnet; null on the relay only */
+                tailnet: {
+                    address: string;
+                    port: number;
+                    joined_at: string | null;
+                } | null;
+                /** @description why the agent could not join the tailnet, as it last reported */
+                tailnet_error: string | null;
                 scripts: {
                     display_name: string;
                     run_on_start: boolean;
@@ -1162,6 +1249,27 @@ export interface components {
             /** @enum {string} */
             level: "debug" | "info" | "warn" | "error";
             output: string;
+        };
+        TailnetPing: {
+            /** @enum {string} */
+            transport: "tailnet" | "relay";
+            /**
+             * @description direct: WireGuard peer to peer; derp: WireGuard relayed through DERP; relay: Kiln's WebSocket relay
+             * @enum {string}
+             */
+            path: "direct" | "derp" | "relay";
+            /** @description an HTTP/2 PING to the daemon and back over the tunnel */
+            round_trip_ms: number;
+            tailnet: {
+                address: string;
+                port: number;
+                /** @description where WireGuard packets go: ip:port, or DERP(region) */
+                endpoint: string;
+                /** @description a disco ping between the tailscale nodes */
+                wireguard_round_trip_ms: number;
+            } | null;
+            /** @description why the agent is not on the tailnet, as it last reported */
+            tailnet_error: string | null;
         };
         ExecRequest: {
             /** @description run with sh -c in the workspace */
@@ -1698,6 +1806,93 @@ export interface operations {
             };
             /** @description Not authenticated */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "agent.tailnetJoin": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Join with this */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["AgentTailnetJoin"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "agent.tailnetReport": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["AgentTailnetReport"];
+            };
+        };
+        responses: {
+            /** @description Recorded */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -2994,6 +3189,74 @@ export interface operations {
                         job_status: string;
                     };
                     "text/event-stream": string;
+                };
+            };
+            /** @description Bad input: the field and the reason are in error.details */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not allowed */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Not found */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "workspaces.ping": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description workspace id, name (yours), or owner/name (admins) */
+                workspace: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Path and round trip */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TailnetPing"];
                 };
             };
             /** @description Bad input: the field and the reason are in error.details */

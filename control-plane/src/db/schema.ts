@@ -165,6 +165,12 @@ export const workspaceAgents = pgTable("workspace_agents", {
   /** When the lifecycle last moved to `starting` and to `ready`. */
   startedAt: timestamp("started_at", { withTimezone: true }),
   readyAt: timestamp("ready_at", { withTimezone: true }),
+  /** Where the daemon serves its API on the tailnet, as it last reported it; null on the relay only. */
+  tailnetAddress: text("tailnet_address"),
+  tailnetPort: integer("tailnet_port"),
+  /** Why the daemon could not join the tailnet, as it last reported it (cleared when it joins). */
+  tailnetError: text("tailnet_error"),
+  tailnetJoinedAt: timestamp("tailnet_joined_at", { withTimezone: true }),
   createdAt: createdAt(),
 }, (table) => [
   uniqueIndex("workspace_agents_token_key").on(table.tokenHash),

@@ -17,6 +17,8 @@ import { configureFromEnvironment } from "../admin/bootstrap.ts";
 import { createChatRuntime, type ChatRuntime } from "../chats/runtime.ts";
 import { InteractiveEndpoints } from "../interactive/index.ts";
 import { createSecretBox, loadServerKey } from "../secrets/index.ts";
+import { ControlPlaneTailnet } from "../tailnet/index.ts";
+import { WorkspaceTunnel } from "../tailnet/tunnel.ts";
 import { version } from "../version.ts";
 
 export const daemonBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../workspace-daemon/bin/kiln-daemon.mjs");
@@ -27,6 +29,9 @@ export interface RunningServer {
   app: App;
   database: DatabaseHandle;
   relay: RelayServer;
+  /** What the API dials workspaces through: the tailnet when on and joined, else the relay. */
+  tunnel: WorkspaceTunnel;
+  tailnet: ControlPlaneTailnet | undefined;
   chats: ChatRuntime;
   http: Server;
   close(): Promise<void>;
@@ -36,7 +41,8 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger): Promise<RunningServer> {
   const database = await openDatabase(config.postgresUrl ? { postgresUrl: config.postgresUrl } : { pgliteDir: path.join(config.dataDir, "db") }, log);
   await Templates.ensureBuiltins(database.db);
-  const secrets = createSecretBox(await loadServerKey({ dataDir: config.dataDir, configured: config.secretKey }));
+  const serverKey = await loadServerKey({ dataDir: config.dataDir, configured: config.secretKey });
+  const secrets = createSecretBox(serverKey);
   const configured = await configureFromEnvironment(database.db, secrets, process.env, log);
   if (configured.providers.length > 0) log.info({ providers: configured.providers, defaultModel: configured.defaultModel }, "llm providers configured from environment");
 
@@ -49,16 +55,28 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     onConnect: (agentId) => void Agents.update(database.db, agentId, { connectedAt: new Date(), lastSeenAt: new Date() }).catch(() => {}),
     onDisconnect: (agentId) => void Agents.update(database.db, agentId, { disconnectedAt: new Date() }).catch(() => {}),
   });
+  let tailnet: ControlPlaneTailnet | undefined;
+  if (config.tailnet) {
+    try {
+      tailnet = await ControlPlaneTailnet.start(config, { serverKey, log: log.child({ module: "tailnet" }) });
+    } catch (error) {
+      await relay.close();
+      await database.close();
+      throw error;
+    }
+  }
+  // The relay, or the tailnet first with the relay as fallback: every caller below dials through this.
+  const tunnel = new WorkspaceTunnel({ relay, tailnet, db: database.db, relayFallback: config.tailnetRelayFallback, log: log.child({ module: "tunnel" }) });
 
   const chatRuntime = createChatRuntime({
-    database, secrets, tunnel: relay, log,
+    database, secrets, tunnel, log,
     worker: { concurrency: config.chatConcurrency, leaseMs: config.chatLeaseMs },
   });
   const provisioning = createProvisioning(config, { daemonCommand: [process.execPath, daemonBin], log: log.child({ module: "provisioner" }) });
-  const app = createApp({ database, log, tunnel: relay, version, secrets, chats: chatRuntime.api, daemonBundler: provisioning.daemonBundler, dashboard: {} });
+  const app = createApp({ database, log, tunnel, tailnet, version, secrets, chats: chatRuntime.api, daemonBundler: provisioning.daemonBundler, dashboard: {} });
   const http = createServer(getRequestListener(app.fetch));
   // Web terminal, SSH and port forwarding WebSockets (the relay's agent path is tried first).
-  const interactive = new InteractiveEndpoints({ database, tunnel: relay, log });
+  const interactive = new InteractiveEndpoints({ database, tunnel, log });
   http.on("upgrade", (request, socket, head) => {
     if (!relay.handleUpgrade(request, socket, head) && !interactive.handleUpgrade(request, socket, head)) socket.destroy();
   });
@@ -74,11 +92,11 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     database,
     log: log.child({ module: "provisioner" }),
     concurrency: config.provisionerConcurrency,
-    handlers: provisioning.handlers({ database, accessUrl, onAgentsRevoked: (ids) => ids.forEach((id) => relay.disconnect(id)) }),
+    handlers: provisioning.handlers({ database, accessUrl, onAgentsRevoked: (ids) => ids.forEach((id) => tunnel.disconnect(id)) }),
   });
   await runner.start();
   // Builds run by a standalone `kiln provisioner` announce the agents they revoked; cut their tunnels here.
-  const unlistenRevoked = await database.listen(AGENTS_REVOKED_CHANNEL, (payload) => payload.split(",").filter(Boolean).forEach((id) => relay.disconnect(id)));
+  const unlistenRevoked = await database.listen(AGENTS_REVOKED_CHANNEL, (payload) => payload.split(",").filter(Boolean).forEach((id) => tunnel.disconnect(id)));
   await chatRuntime.start();
 
   return {
@@ -87,6 +105,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     app,
     database,
     relay,
+    tunnel,
+    tailnet,
     chats: chatRuntime,
     http,
     async close() {
@@ -95,6 +115,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       await unlistenRevoked().catch(() => {});
       interactive.close();
       await relay.close();
+      await tailnet?.close();
       http.closeAllConnections?.();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       await database.close();

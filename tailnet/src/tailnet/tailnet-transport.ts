@@ -11,6 +11,11 @@ import { TAILNET_CREDENTIAL_HEADER } from "./credential.ts";
 
 const { NGHTTP2_CANCEL } = http2.constants;
 const NULL_BODY_STATUSES = new Set([204, 205, 304]);
+/**
+ * A peer that vanishes (its tailscaled killed, the workspace gone) never resets the TCP connection: the userspace
+ * netstack just stops answering. An HTTP/2 PING this often, two left unanswered, ends the session.
+ */
+const KEEPALIVE_MS = 10_000;
 
 /** Where a daemon listens on the tailnet, and the credential it expects from this control plane. */
 export interface TailnetEndpoint {
@@ -171,6 +176,8 @@ class TailnetConnection implements AgentConnection {
   readonly #pending = new Set<(error: TunnelError) => void>();
   readonly #onClose: (connection: TailnetConnection) => void;
   #lost: TunnelError | undefined;
+  readonly #keepalive: NodeJS.Timeout;
+  #unanswered = 0;
 
   constructor(options: TailnetConnectionOptions) {
     this.agentId = options.agentId;
@@ -188,6 +195,23 @@ class TailnetConnection implements AgentConnection {
     this.#session.on("error", (error) => this.#log.debug({ agentId: this.agentId, err: error }, "tailnet session error"));
     this.#session.on("close", () => this.#fail());
     socket.on("close", () => this.#fail());
+    this.#keepalive = setInterval(() => this.#probe(), KEEPALIVE_MS).unref();
+  }
+
+  #probe(): void {
+    if (this.#unanswered >= 2) {
+      this.#log.warn({ agentId: this.agentId }, "tailnet connection to the workspace agent stopped answering pings; closing it");
+      this.#fail();
+      return;
+    }
+    this.#unanswered += 1;
+    try {
+      this.#session.ping((error) => {
+        if (!error) this.#unanswered = 0;
+      });
+    } catch {
+      // the session is closing; its close handler ends the connection
+    }
   }
 
   get closed(): boolean {
@@ -329,6 +353,7 @@ class TailnetConnection implements AgentConnection {
 
   #fail(): void {
     if (this.#lost) return;
+    clearInterval(this.#keepalive);
     const error = this.#connectionLost();
     this.#lost = error;
     for (const reject of this.#pending) reject(error);

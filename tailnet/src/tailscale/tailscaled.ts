@@ -1,4 +1,6 @@
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import os from "node:os";
 import path from "node:path";
 import { ManagedProcess, freePort, run, runToExit, waitFor } from "./process.ts";
 
@@ -14,8 +16,10 @@ export interface TailscaleNodeOptions {
   loginServer: string;
   authKey: string;
   hostname: string;
-  /** Serve a SOCKS5 proxy on loopback (the control plane dials daemons through it). */
-  socks5?: boolean;
+  /** Serve a SOCKS5 proxy on loopback (the control plane dials daemons through it): on a free port, or this one. */
+  socks5?: boolean | number;
+  /** The environment tailscaled starts from (process.env by default); `env` is laid over it. */
+  baseEnv?: NodeJS.ProcessEnv;
   /** Loopback DERP without TLS needs TS_DEBUG_USE_DERP_HTTP=1; TS_DEBUG_ALWAYS_USE_DERP=1 forces the relay path. */
   env?: NodeJS.ProcessEnv;
   joinTimeoutMs?: number;
@@ -26,6 +30,13 @@ export interface PeerPath {
   path: "direct" | "derp";
   endpoint: string;
   roundTripMs: number;
+}
+
+/** A Unix socket path must fit in sockaddr_un (108 bytes); a deep state dir gets one in the temp dir instead. */
+function socketPath(stateDir: string): string {
+  const inside = path.join(stateDir, "tailscaled.sock");
+  if (Buffer.byteLength(inside) <= 100) return inside;
+  return path.join(os.tmpdir(), `kiln-tailscaled-${createHash("sha256").update(path.resolve(stateDir)).digest("hex").slice(0, 16)}.sock`);
 }
 
 /** A userspace-networking tailscaled joined to a tailnet. Inbound tailnet TCP is forwarded to 127.0.0.1 on the same port. */
@@ -40,22 +51,29 @@ export class TailscaleNode {
   private constructor(options: TailscaleNodeOptions, socks5Port: number | undefined) {
     this.#options = options;
     this.hostname = options.hostname;
-    this.#socket = path.join(options.stateDir, "tailscaled.sock");
+    this.#socket = socketPath(options.stateDir);
     this.socks5 = socks5Port === undefined ? undefined : { host: "127.0.0.1", port: socks5Port };
   }
 
   /** Starts tailscaled and joins with the auth key; stops it again when joining fails. */
   static async start(options: TailscaleNodeOptions): Promise<TailscaleNode> {
     mkdirSync(options.stateDir, { recursive: true });
-    const node = new TailscaleNode(options, options.socks5 ? await freePort() : undefined);
+    const node = new TailscaleNode(options, typeof options.socks5 === "number" ? options.socks5 : options.socks5 ? await freePort() : undefined);
     try {
       await node.#startDaemon();
-      await run(
-        options.binaries.tailscale,
-        ["--socket", node.#socket, "up", `--login-server=${options.loginServer}`, `--auth-key=${options.authKey}`, `--hostname=${options.hostname}`, `--timeout=${Math.round((options.joinTimeoutMs ?? 20_000) / 1000)}s`],
-        process.env,
-        (options.joinTimeoutMs ?? 20_000) + 5000,
-      );
+      // From a file, not argv: another process on the host (in a workspace: any) can read a command line.
+      const keyFile = path.join(options.stateDir, "authkey");
+      writeFileSync(keyFile, options.authKey, { mode: 0o600 });
+      try {
+        await run(
+          options.binaries.tailscale,
+          ["--socket", node.#socket, "up", `--login-server=${options.loginServer}`, `--auth-key=file:${keyFile}`, `--hostname=${options.hostname}`, `--timeout=${Math.round((options.joinTimeoutMs ?? 20_000) / 1000)}s`],
+          node.#env(),
+          (options.joinTimeoutMs ?? 20_000) + 5000,
+        );
+      } finally {
+        rmSync(keyFile, { force: true });
+      }
       node.#addresses = (await node.#cli(["ip"])).split("\n").map((line) => line.trim()).filter(Boolean);
     } catch (error) {
       await node.stop();
@@ -138,7 +156,7 @@ export class TailscaleNode {
       "--port=0",
     ];
     if (this.socks5) args.push(`--socks5-server=${this.socks5.host}:${this.socks5.port}`);
-    const managed = new ManagedProcess(this.#options.binaries.tailscaled, args, { ...process.env, ...this.#options.env });
+    const managed = new ManagedProcess(this.#options.binaries.tailscaled, args, this.#env());
     this.#process = managed;
     await waitFor(
       "tailscaled to answer on its socket",
@@ -151,7 +169,11 @@ export class TailscaleNode {
     );
   }
 
+  #env(): NodeJS.ProcessEnv {
+    return { ...(this.#options.baseEnv ?? process.env), ...this.#options.env };
+  }
+
   #cli(args: string[]): Promise<string> {
-    return run(this.#options.binaries.tailscale, ["--socket", this.#socket, ...args]);
+    return run(this.#options.binaries.tailscale, ["--socket", this.#socket, ...args], this.#env());
   }
 }

@@ -46,6 +46,28 @@ export class ControlPlaneClient {
     return AgentManifest.parse(await response.json());
   }
 
+  /** Key, credential and where to join the tailnet for this build; HttpError 409 when the deployment has none. */
+  async tailnetJoin(): Promise<TailnetJoin> {
+    const response = await fetch(`${this.options.url}/api/v1/agent/tailnet/join`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.options.token}` },
+      signal: AbortSignal.timeout(15_000),
+    });
+    if (!response.ok) throw new HttpError(response.status, `tailnet join: HTTP ${response.status}: ${(await response.text()).slice(0, 500)}`);
+    return (await response.json()) as TailnetJoin;
+  }
+
+  /** Where the daemon serves on the tailnet, or why it could not join. */
+  async reportTailnet(body: { address: string; port: number } | { error: string }): Promise<void> {
+    const response = await fetch(`${this.options.url}/api/v1/agent/tailnet`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${this.options.token}`, "content-type": "application/json" },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(10_000),
+    });
+    if (!response.ok) throw new HttpError(response.status, `tailnet report: HTTP ${response.status}: ${(await response.text()).slice(0, 500)}`);
+  }
+
   /** Posts a batch; throws so the caller keeps it for a retry. 4xx other than 429 are not worth retrying. */
   async post(path: "/logs" | "/metadata" | "/script-runs", body: { logs: AgentLogEntry[] } | { metadata: AgentMetadataResult[] } | { runs: AgentScriptRun[] }): Promise<void> {
     const response = await fetch(`${this.options.url}/api/v1/agent${path}`, {
@@ -56,6 +78,16 @@ export class ControlPlaneClient {
     });
     if (!response.ok) throw new HttpError(response.status, `${path}: HTTP ${response.status}`);
   }
+}
+
+/** The control plane's answer to a tailnet join (AgentTailnetJoin in its OpenAPI document). */
+export interface TailnetJoin {
+  login_server: string;
+  auth_key: string;
+  credential: string;
+  hostname: string;
+  ports: { first: number; last: number };
+  derp_over_http: boolean;
 }
 
 export class HttpError extends Error {

@@ -8,11 +8,12 @@ import * as Agents from "../../agents/index.ts";
 import { createDaemonBundler } from "../../agents/daemon-bundle.ts";
 import * as AgentDuties from "../../agents/duties.ts";
 import { unixInitScript } from "../../agents/init-script.ts";
-import { users, workspaces } from "../../db/schema.ts";
-import { KilnError, NotFoundError, UnauthorizedError } from "../../errors.ts";
+import { DAEMON_TAILNET_PORTS } from "@kiln/tailnet";
+import { users, workspaceAgents, workspaces } from "../../db/schema.ts";
+import { ConflictError, KilnError, NotFoundError, UnauthorizedError, ValidationError } from "../../errors.ts";
 import { createRouter } from "../app.ts";
 import type { AppDeps, AppEnv } from "../context.ts";
-import { AgentLifecycleRequest, AgentManifest, errorResponses, json } from "../schemas.ts";
+import { AgentLifecycleRequest, AgentManifest, AgentTailnetJoin, AgentTailnetReport, errorResponses, json } from "../schemas.ts";
 import { bearerToken } from "./auth.ts";
 
 type AgentEnv = AppEnv & { Variables: { agent: Agents.Agent } };
@@ -67,6 +68,46 @@ export function agentRoutes(deps: AppDeps) {
       ...(body.directory ? { directory: body.directory } : {}),
     });
     deps.log.info({ agentId: agent.id, workspaceId: agent.workspaceId, state: body.state }, "agent lifecycle");
+    return c.body(null, 204);
+  });
+
+  app.openapi(createRoute({
+    method: "post", path: "/tailnet/join", operationId: "agent.tailnetJoin", tags: ["agent"], security: [{ bearer: [] }],
+    summary: "A single-use key and the control plane's credential, to join the tailnet for this build",
+    responses: { 200: json(AgentTailnetJoin, "Join with this"), 401: errorResponses[401], 409: errorResponses[409] },
+  }), async (c) => {
+    const agent = get(c as never);
+    if (!deps.tailnet) throw new ConflictError("tailnet_disabled", "this deployment has no tailnet; stay on the relay");
+    const [workspace] = await db.select({ name: workspaces.name }).from(workspaces).where(eq(workspaces.id, agent.workspaceId));
+    const join = await deps.tailnet.joinFor({ id: agent.id, workspaceName: workspace?.name ?? "workspace" });
+    deps.log.info({ agentId: agent.id, workspaceId: agent.workspaceId }, "agent tailnet key issued");
+    return c.json(join, 200);
+  });
+
+  app.openapi(createRoute({
+    method: "post", path: "/tailnet", operationId: "agent.tailnetReport", tags: ["agent"], security: [{ bearer: [] }],
+    summary: "Where the daemon serves its API on the tailnet, or why it could not join",
+    request: { body: { content: { "application/json": { schema: AgentTailnetReport } }, required: true } },
+    responses: { 204: { description: "Recorded" }, 400: errorResponses[400], 401: errorResponses[401], 409: errorResponses[409] },
+  }), async (c) => {
+    const agent = get(c as never);
+    if (!deps.tailnet) throw new ConflictError("tailnet_disabled", "this deployment has no tailnet; stay on the relay");
+    const body = c.req.valid("json");
+    if ("error" in body) {
+      await db.update(workspaceAgents).set({ tailnetError: body.error }).where(eq(workspaceAgents.id, agent.id));
+      deps.log.warn({ agentId: agent.id, error: body.error }, "agent could not join the tailnet");
+      return c.body(null, 204);
+    }
+    const { first, last } = DAEMON_TAILNET_PORTS;
+    if (body.port < first || body.port > last) {
+      const reason = `must be in ${first}-${last}, the range the ACL policy allows`;
+      throw new ValidationError(`port: ${reason}`, { field: "port", reason });
+    }
+    await db.update(workspaceAgents).set({ tailnetAddress: body.address, tailnetPort: body.port, tailnetError: null, tailnetJoinedAt: new Date() }).where(eq(workspaceAgents.id, agent.id));
+    deps.tailnet.register(agent.id, body);
+    // A daemon that rejoined (its tailscaled restarted) left its old node behind.
+    if (agent.tailnetAddress && agent.tailnetAddress !== body.address) void deps.tailnet.removeNodes([agent.tailnetAddress]);
+    deps.log.info({ agentId: agent.id, address: body.address, port: body.port }, "agent joined the tailnet");
     return c.body(null, 204);
   });
 

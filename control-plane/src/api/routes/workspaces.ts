@@ -7,7 +7,7 @@ import { provisionerJobs } from "../../db/schema.ts";
 import { eq } from "drizzle-orm";
 import { createRouter } from "../app.ts";
 import type { AppDeps } from "../context.ts";
-import { AgentLog, BuildLog, CreateWorkspaceRequest, errorResponses, ExecRequest, json, Workspace, WorkspaceAgentInfo, WorkspaceParam } from "../schemas.ts";
+import { AgentLog, BuildLog, CreateWorkspaceRequest, errorResponses, ExecRequest, json, TailnetPing, Workspace, WorkspaceAgentInfo, WorkspaceParam } from "../schemas.ts";
 import * as Agents from "../../agents/index.ts";
 import * as AgentDuties from "../../agents/duties.ts";
 import { agentInfo } from "../../workspaces/agent-info.ts";
@@ -162,6 +162,28 @@ export function workspaceRoutes(deps: AppDeps) {
         await unlisten();
       }
     }) as never;
+  });
+
+  app.openapi(createRoute({
+    method: "get", path: "/workspaces/{workspace}/ping", operationId: "workspaces.ping", tags: ["workspaces"], security,
+    summary: "How the control plane reaches the workspace's agent (tailnet direct, DERP, or relay) and the round trip",
+    request: { params: WorkspaceParam },
+    responses: { 200: json(TailnetPing, "Path and round trip"), ...errorResponses },
+  }), async (c) => {
+    const reference = c.req.valid("param").workspace;
+    const connection = await connect(db, tunnel, c.get("actor"), reference);
+    const roundTripMs = await connection.ping();
+    const path = tunnel.pathOf?.(connection) ?? { via: "relay" as const };
+    const agent = await Agents.latestForWorkspace(db, (await Workspaces.find(db, c.get("actor"), reference)).id);
+    if (path.via === "relay" || !deps.tailnet) {
+      return c.json({ transport: "relay" as const, path: "relay" as const, round_trip_ms: roundTripMs, tailnet: null, tailnet_error: agent?.tailnetError ?? null }, 200);
+    }
+    const peer = await deps.tailnet.ping(path.address);
+    return c.json({
+      transport: "tailnet" as const, path: peer.path, round_trip_ms: roundTripMs,
+      tailnet: { address: path.address, port: path.port, endpoint: peer.endpoint, wireguard_round_trip_ms: peer.roundTripMs },
+      tailnet_error: null,
+    }, 200);
   });
 
   app.openapi(createRoute({

@@ -1,0 +1,249 @@
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import http2 from "node:http2";
+import path from "node:path";
+import { findBinaries } from "@kiln/tailnet";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parseServerConfig } from "../config.ts";
+import { createLogger } from "../logger.ts";
+import { startServer, type RunningServer } from "../server/server.ts";
+import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
+import { kiln, killDaemonsOf, startKilnServer, temporaryDirectory, type KilnServerProcess } from "../testing/kiln-process.ts";
+import { freePort } from "../testing/postgres-cluster.ts";
+import { eventually } from "../testing/processes.ts";
+
+/**
+ * `kiln server --tailnet` end to end: an embedded headscale with its DERP and STUN on loopback, the control
+ * plane's userspace tailscaled, and real kiln-daemons in local workspaces joining with their own tailscaled.
+ * The first server runs without relay fallback, so every call below can only have crossed the tailnet.
+ */
+const available = findBinaries(["tailscaled", "tailscale", "headscale"]).missing.length === 0;
+const strict = process.env.KILN_STRICT === "1";
+
+/** The environment of the kiln-daemon serving `workspaceDirectory` (its token, for the agent-side checks). */
+function daemonEnvironment(url: string, workspaceDirectory: string): Record<string, string> {
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const variables = Object.fromEntries(readFileSync(`/proc/${entry}/environ`, "utf8").split("\0").filter(Boolean).map((line) => [line.slice(0, line.indexOf("=")), line.slice(line.indexOf("=") + 1)]));
+      if (variables.KILN_URL === url && variables.KILN_WORKDIR === workspaceDirectory) return { ...variables, PID: entry };
+    } catch {
+      // gone, or not ours to read
+    }
+  }
+  throw new Error(`no kiln-daemon for ${workspaceDirectory}`);
+}
+
+/** The local provisioner's log of a workspace's daemon, for failure messages. */
+function daemonLog(workspaceDirectory: string): string {
+  try {
+    return readFileSync(path.join(workspaceDirectory, "..", "daemon.log"), "utf8").slice(-4000);
+  } catch (error) {
+    return String(error);
+  }
+}
+
+/** tailscaled processes whose state dir lives under `directory`. */
+function tailscaledUnder(directory: string): number[] {
+  const output = execFileSync("ps", ["-eo", "pid=,args="], { encoding: "utf8" });
+  return output.split("\n").filter((line) => line.includes("tailscaled") && line.includes(`--statedir=${directory}`)).map((line) => Number(line.trim().split(/\s+/)[0]));
+}
+
+describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscale, DERP, userspace tailscaled)", () => {
+  let database: TestDatabase;
+  let server: RunningServer;
+  let url: string;
+  let token: string;
+  let port: number;
+  const dataDir = temporaryDirectory("kiln-tailnet-server-");
+  const config = temporaryDirectory("kiln-tailnet-cli-");
+  const cli = (args: string[], timeoutMs?: number) => kiln(args, { configDir: config.path, timeoutMs });
+  const api = async (method: string, route: string, body?: unknown, as = token) => {
+    const response = await fetch(`${url}${route}`, { method, headers: { authorization: `Bearer ${as}`, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
+    const text = await response.text();
+    let parsed: any = text;
+    try {
+      parsed = JSON.parse(text);
+    } catch {
+      // NDJSON or empty
+    }
+    return { status: response.status, body: parsed, text };
+  };
+  const agentOf = async (workspace: string) => (await api("GET", `/api/v1/workspaces/${workspace}/agent-info`)).body.agent;
+  const start = () => startServer(
+    parseServerConfig({ dataDir: dataDir.path, listen: `127.0.0.1:${port}`, postgresUrl: database.url ?? undefined, logLevel: "silent", tailnet: true, tailnetRelayFallback: false }),
+    createLogger({ level: process.env.KILN_TEST_LOG ?? "silent" }),
+  );
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    // A fixed port: the daemons and the CLI keep using this URL across the restart below.
+    port = await freePort();
+    server = await start();
+    url = server.accessUrl;
+    const login = await cli(["login", url, "--first-user-email", "me@example.com", "--first-user-username", "me", "--first-user-password", "password-123"]);
+    expect(login.code, login.stderr).toBe(0);
+    token = JSON.parse(readFileSync(path.join(config.path, "session.json"), "utf8")).token;
+    const created = await cli(["create", "one", "--template", "local"], 120_000);
+    expect(created.code, created.stderr).toBe(0);
+  }, 180_000);
+
+  afterAll(async () => {
+    await server?.close();
+    if (url) killDaemonsOf(url);
+    await database?.close();
+    dataDir.remove();
+    config.remove();
+  });
+
+  it("the daemon joins and reports its tailnet endpoint; health shows the tailnet", async () => {
+    const agent = await eventually(async () => {
+      const current = await agentOf("one");
+      expect(current.tailnet, daemonLog(current.directory)).not.toBeNull();
+      return current;
+    }, 20_000);
+    expect(agent.tailnet.address).toMatch(/^100\.\d+\.\d+\.\d+$/);
+    expect(agent.tailnet.port).toBeGreaterThanOrEqual(46100);
+    expect(agent.tailnet_error).toBeNull();
+    const health = await (await fetch(`${url}/healthz`)).json();
+    expect(health).toMatchObject({ status: "ok", tailnet: { mode: "embedded", coordinator: "ok", node: "running" } });
+    const nodes = await server.tailnet!.coordinator.listNodes();
+    expect(nodes.find((node) => node.ipAddresses.includes(agent.tailnet.address))?.tags).toEqual(["tag:kiln-workspace"]);
+  }, 60_000);
+
+  it("runs tool calls, exec and SSH over the tailnet (no relay fallback), and kiln ping shows a direct path", async () => {
+    const written = await api("POST", "/api/v1/workspaces/one/agent/v1/files/write", { path: "hello.txt", content: "over wireguard\n" });
+    expect(written.status, written.text).toBe(200);
+    const read = await api("GET", "/api/v1/workspaces/one/agent/v1/files/read?path=hello.txt");
+    expect(read.status, read.text).toBe(200);
+    expect(read.body.content).toContain("over wireguard");
+    const exec = await cli(["exec", "one", "--", "sh", "-c", "cat hello.txt; exit 3"]);
+    expect(exec).toMatchObject({ code: 3, stdout: "over wireguard\n" });
+    expect(await cli(["ssh", "one", "--", "echo", "ssh-over-tailnet"])).toMatchObject({ code: 0, stdout: "ssh-over-tailnet\n" });
+    // The relay is connected too, but the tunnel chose the tailnet.
+    expect(server.relay.isConnected((await agentOf("one")).id)).toBe(true);
+
+    const ping = await cli(["ping", "one", "-c", "1", "-o", "json"], 60_000);
+    expect(ping.code, ping.stderr).toBe(0);
+    const result = JSON.parse(ping.stdout.trim());
+    expect(result).toMatchObject({ transport: "tailnet", path: "direct", tailnet: { address: (await agentOf("one")).tailnet.address } });
+    expect(result.round_trip_ms).toBeGreaterThan(0);
+    const text = await cli(["ping", "one", "-c", "1"], 60_000);
+    expect(text.stdout).toMatch(/^pong from one over tailnet direct via \S+ \(100\.[\d.]+:\d+, wireguard <?[\d.]+ ms\) in [\d.]+ ms$/m);
+  }, 120_000);
+
+  it("refuses requests to the daemon's tailnet port without the control plane's credential, and bad reports", async () => {
+    const agent = await agentOf("one");
+    const session = http2.connect(`http://127.0.0.1:${agent.tailnet.port}`);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const request = session.request({ ":path": "/v1/files/read?path=hello.txt" });
+        request.on("response", (headers) => resolve(Number(headers[":status"])));
+        request.on("error", reject);
+        request.end();
+      });
+      expect(status).toBe(401);
+    } finally {
+      session.close();
+    }
+    const daemon = daemonEnvironment(url, agent.directory);
+    const report = (body: unknown) => fetch(`${url}/api/v1/agent/tailnet`, { method: "POST", headers: { authorization: `Bearer ${daemon.KILN_AGENT_TOKEN}`, "content-type": "application/json" }, body: JSON.stringify(body) });
+    const outside = await report({ address: agent.tailnet.address, port: 22 });
+    expect(outside.status).toBe(400);
+    expect(await outside.json()).toMatchObject({ error: { details: { field: "port" } } });
+    const notAnAddress = await report({ address: "example.com", port: 46100 });
+    expect(notAnAddress.status).toBe(400);
+    expect(JSON.stringify(await notAnAddress.json())).toContain("address");
+    // Nothing was lost: the endpoint is unchanged.
+    expect((await agentOf("one")).tailnet).toEqual(agent.tailnet);
+  }, 60_000);
+
+  it("recovers when the workspace's tailscaled is killed: the daemon rejoins, the old node is removed", async () => {
+    const before = await agentOf("one");
+    const killed = tailscaledUnder(path.join(before.directory, ".kiln"));
+    expect(killed).toHaveLength(1);
+    process.kill(killed[0]!, "SIGKILL");
+    const after = await eventually(async () => {
+      const current = await agentOf("one");
+      expect(current.tailnet.address).not.toBe(before.tailnet.address);
+      return current;
+    }, 30_000);
+    const exec = await cli(["exec", "one", "--", "echo", "recovered"], 60_000);
+    expect(exec).toMatchObject({ code: 0, stdout: "recovered\n" });
+    await eventually(async () => {
+      const addresses = (await server.tailnet!.coordinator.listNodes()).flatMap((node) => node.ipAddresses);
+      expect(addresses).toContain(after.tailnet.address);
+      expect(addresses).not.toContain(before.tailnet.address);
+    }, 15_000);
+  }, 90_000);
+
+  it("recovers when the control plane restarts: endpoints come from the database, headscale keeps its port", async () => {
+    const agent = await agentOf("one");
+    await server.close();
+    server = await start();
+    // headscale restarted too: the workspace's tailscaled reconnects to it (with its own backoff) and then learns
+    // the control plane's new node; calls fail until then and must succeed after.
+    const exec = await eventually(async () => {
+      const result = await api("POST", "/api/v1/workspaces/one/exec", { command: "echo after-restart" });
+      expect(result.status, result.text).toBe(200);
+      return result;
+    }, 60_000);
+    expect(exec.text).toContain(Buffer.from("after-restart\n").toString("base64"));
+    expect((await agentOf("one")).tailnet.address).toBe(agent.tailnet.address);
+  }, 120_000);
+
+  it("deleting a workspace removes its node; its agent token can no longer get a key", async () => {
+    const created = await cli(["create", "two", "--template", "local"], 120_000);
+    expect(created.code, created.stderr).toBe(0);
+    const agent = await eventually(async () => {
+      const current = await agentOf("two");
+      expect(current.tailnet).not.toBeNull();
+      return current;
+    }, 20_000);
+    const daemon = daemonEnvironment(url, agent.directory);
+    expect((await cli(["delete", "two"], 120_000)).code).toBe(0);
+    await eventually(async () => {
+      const addresses = (await server.tailnet!.coordinator.listNodes()).flatMap((node) => node.ipAddresses);
+      expect(addresses).not.toContain(agent.tailnet.address);
+    }, 15_000);
+    const join = await fetch(`${url}/api/v1/agent/tailnet/join`, { method: "POST", headers: { authorization: `Bearer ${daemon.KILN_AGENT_TOKEN}` } });
+    expect(join.status).toBe(401);
+    await expect(server.tunnel.dial(agent.id, { timeoutMs: 1000 })).rejects.toThrow();
+  }, 180_000);
+});
+
+describe.skipIf(!available && !strict)("kiln server --tailnet over DERP (TS_DEBUG_ALWAYS_USE_DERP), a real server process", () => {
+  let database: TestDatabase;
+  let server: KilnServerProcess;
+  const config = temporaryDirectory("kiln-tailnet-derp-cli-");
+  const cli = (args: string[], timeoutMs?: number) => kiln(args, { configDir: config.path, timeoutMs });
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    server = await startKilnServer({ postgresUrl: database.url, env: { KILN_TAILNET: "1", TS_DEBUG_ALWAYS_USE_DERP: "1", KILN_LOG_LEVEL: "warn" } });
+    const login = await cli(["login", server.url, "--first-user-email", "me@example.com", "--first-user-username", "me", "--first-user-password", "password-123"]);
+    expect(login.code, login.stderr).toBe(0);
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.stop();
+    if (server) killDaemonsOf(server.url);
+    await database?.close();
+    config.remove();
+  });
+
+  it("creates a workspace reachable over the tailnet through DERP: exec, files, ping", async () => {
+    const created = await cli(["create", "relayed", "--template", "local"], 120_000);
+    expect(created.code, created.stderr).toBe(0);
+    const ping = await eventually(async () => {
+      const result = await cli(["ping", "relayed", "-c", "1", "-o", "json"], 60_000);
+      expect(result.code, result.stderr).toBe(0);
+      const parsed = JSON.parse(result.stdout.trim()) as { transport: string; path: string };
+      expect(parsed.transport).toBe("tailnet");
+      return parsed;
+    }, 30_000);
+    expect(ping).toMatchObject({ path: "derp", tailnet: { endpoint: "DERP(kiln)" } });
+    expect(await cli(["exec", "relayed", "--", "sh", "-c", "echo through-derp > f.txt && cat f.txt"])).toMatchObject({ code: 0, stdout: "through-derp\n" });
+    expect(((await (await fetch(`${server.url}/healthz`)).json()) as { tailnet: unknown }).tailnet).toEqual({ mode: "embedded", coordinator: "ok", node: "running" });
+  }, 180_000);
+});

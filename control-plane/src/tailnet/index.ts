@@ -1,0 +1,251 @@
+import { createHmac } from "node:crypto";
+import { readFileSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import {
+  CONTROL_PLANE_TAG,
+  DAEMON_TAILNET_PORTS,
+  Headscale,
+  HeadscaleApi,
+  KILN_USER,
+  TailnetTransport,
+  TailscaleNode,
+  WORKSPACE_TAG,
+  defaultPolicy,
+  findBinaries,
+  type Coordinator,
+  type PeerPath,
+  type TailscaleBinaries,
+} from "@kiln/tailnet";
+import { splitListen, type ServerConfig } from "../config.ts";
+import type { Logger } from "../logger.ts";
+
+/** What a daemon needs to join the tailnet for its build (the body of `POST /api/v1/agent/tailnet/join`). */
+export interface TailnetJoin {
+  login_server: string;
+  /** Single-use, ephemeral, tagged preauth key; expires in 10 minutes. */
+  auth_key: string;
+  /** The control plane presents this on every request; the daemon refuses requests without it. */
+  credential: string;
+  hostname: string;
+  /** Serve the API on the first free port in this range (the ACL policy allows exactly these). */
+  ports: { first: number; last: number };
+  /** Loopback/plain-HTTP DERP (the embedded headscale without TLS) needs TS_DEBUG_USE_DERP_HTTP=1. */
+  derp_over_http: boolean;
+}
+
+export interface TailnetHealth {
+  mode: "embedded" | "external";
+  coordinator: { url: string; healthy: boolean };
+  node: { running: boolean; address: string | null; restarts: number };
+}
+
+/**
+ * The control plane's part of the tailnet: the coordination server (an embedded headscale, or an external one
+ * driven by API key), its own userspace tailscaled node with SOCKS5 on loopback, and the transport that dials
+ * daemons through it. The node is supervised: when tailscaled dies it rejoins with a fresh key.
+ */
+export class ControlPlaneTailnet {
+  readonly mode: "embedded" | "external";
+  readonly coordinator: Coordinator;
+  readonly transport: TailnetTransport;
+  readonly #embedded: Headscale | undefined;
+  readonly #binaries: TailscaleBinaries;
+  readonly #serverKey: Buffer;
+  readonly #stateDir: string;
+  readonly #log: Logger;
+  readonly #socks5Port: number;
+  #node: TailscaleNode;
+  #restarts = 0;
+  #closed = false;
+  /** Per peer address: settles once the control plane's node has the peer in its netmap with a way to reach it. */
+  readonly #peers = new Map<string, Promise<void>>();
+
+  private constructor(init: { coordinator: Coordinator; embedded?: Headscale; binaries: TailscaleBinaries; serverKey: Buffer; stateDir: string; log: Logger; node: TailscaleNode }) {
+    this.coordinator = init.coordinator;
+    this.#embedded = init.embedded;
+    this.mode = init.embedded ? "embedded" : "external";
+    this.#binaries = init.binaries;
+    this.#serverKey = init.serverKey;
+    this.#stateDir = init.stateDir;
+    this.#log = init.log;
+    this.#node = init.node;
+    this.#socks5Port = init.node.socks5!.port;
+    this.transport = new TailnetTransport({ socks5: init.node.socks5!, log: init.log });
+    this.#supervise();
+  }
+
+  static async start(config: ServerConfig, deps: { serverKey: Buffer; log: Logger }): Promise<ControlPlaneTailnet> {
+    const log = deps.log;
+    const external = config.tailnetApiKey !== undefined;
+    if (external && !config.tailnetUrl) throw new Error("KILN_TAILNET_API_KEY is set but KILN_TAILNET_URL is not: an external headscale needs both");
+    const { found, missing } = findBinaries(external ? ["tailscaled", "tailscale"] : ["tailscaled", "tailscale", "headscale"]);
+    if (missing.length > 0) {
+      throw new Error(`--tailnet needs ${missing.join(", ")} on PATH or in .tools/bin; build the pinned versions with 'node tailnet/scripts/toolchain.mjs' (needs Go)`);
+    }
+    const binaries = { tailscaled: found.tailscaled!, tailscale: found.tailscale! };
+    const stateDir = path.join(config.dataDir, "tailnet");
+    let embedded: Headscale | undefined;
+    let coordinator: Coordinator;
+    if (external) {
+      coordinator = new HeadscaleApi({ url: config.tailnetUrl!, apiKey: config.tailnetApiKey!, user: KILN_USER });
+      if (!(await coordinator.healthy())) throw new Error(`the headscale at ${config.tailnetUrl} does not answer /health`);
+    } else {
+      const [host, port] = splitListen(config.tailnetListen);
+      const [stunHost, stunPort] = splitListen(config.tailnetStunListen);
+      const advertised = host === "" || host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+      // Nodes remember the login server's URL: ports picked on a first start are reused on the next.
+      const portsFile = path.join(stateDir, "headscale", "ports.json");
+      const picked = readPorts(portsFile);
+      embedded = await Headscale.start({
+        binary: found.headscale!,
+        dataDir: path.join(stateDir, "headscale"),
+        policy: defaultPolicy(DAEMON_TAILNET_PORTS),
+        listenHost: host || "0.0.0.0",
+        listenPort: port || picked?.listen,
+        stunPort: stunPort || picked?.stun,
+        stunHost: stunHost || "0.0.0.0",
+        serverUrl: config.tailnetUrl?.replace(/\/$/, ""),
+        derpIpv4: config.tailnetDerpIpv4 ?? advertised,
+      });
+      writeFileSync(portsFile, `${JSON.stringify({ listen: Number(new URL(embedded.listenUrl).port), stun: Number(embedded.stunAddress.split(":").at(-1)) })}\n`);
+      coordinator = embedded;
+    }
+    try {
+      const node = await startNode({ coordinator, binaries, stateDir, socks5: true });
+      log.info({ mode: embedded ? "embedded" : "external", coordinator: coordinator.url, address: node.ipv4 }, "tailnet ready");
+      return new ControlPlaneTailnet({ coordinator, embedded, binaries, serverKey: deps.serverKey, stateDir, log, node });
+    } catch (error) {
+      await embedded?.stop();
+      throw error;
+    }
+  }
+
+  /** The credential a daemon expects from the control plane; derived from the server key, so every replica knows it. */
+  credentialFor(agentId: string): string {
+    return createHmac("sha256", this.#serverKey).update(`kiln-tailnet-credential:${agentId}`).digest("base64url");
+  }
+
+  async joinFor(agent: { id: string; workspaceName: string }): Promise<TailnetJoin> {
+    const key = await this.coordinator.createPreauthKey({ tags: [WORKSPACE_TAG], ephemeral: true, reusable: false, expiresInMs: 10 * 60_000 });
+    return {
+      login_server: this.coordinator.url,
+      auth_key: key.key,
+      credential: this.credentialFor(agent.id),
+      hostname: hostnameOf(`${agent.workspaceName}-${agent.id.slice(0, 8)}`),
+      ports: { ...DAEMON_TAILNET_PORTS },
+      derp_over_http: this.coordinator.url.startsWith("http://"),
+    };
+  }
+
+  /** Makes a daemon's reported endpoint the one this replica dials. */
+  register(agentId: string, endpoint: { address: string; port: number }): void {
+    this.transport.register(agentId, { ...endpoint, credential: this.credentialFor(agentId) });
+    void this.peerReady(endpoint.address).catch(() => undefined);
+  }
+
+  /**
+   * Waits until this node's netmap holds the peer and its home DERP region. A TCP SYN sent before that is
+   * dropped and retried with backoff, so a dial right after a daemon joins would take seconds.
+   */
+  peerReady(address: string, timeoutMs = 15_000): Promise<void> {
+    let ready = this.#peers.get(address);
+    if (!ready) {
+      const node = this.#node;
+      ready = node.waitForPeer(address, timeoutMs);
+      this.#peers.set(address, ready);
+      // Forget failures, and successes once the node changes (a restarted node has a new netmap).
+      ready.then(
+        () => void node.exited.then(() => this.#peers.get(address) === ready && this.#peers.delete(address)),
+        () => this.#peers.get(address) === ready && this.#peers.delete(address),
+      );
+    }
+    return ready;
+  }
+
+  /** Deletes the nodes holding these addresses (a stopped or deleted workspace, a daemon that rejoined). */
+  async removeNodes(addresses: string[]): Promise<void> {
+    for (const address of addresses) {
+      try {
+        const removed = await this.coordinator.deleteNodesByAddress(address);
+        if (removed > 0) this.#log.info({ address, removed }, "tailnet node removed");
+      } catch (error) {
+        this.#log.warn({ address, err: error }, "could not remove a tailnet node; ephemeral nodes expire on their own");
+      }
+    }
+  }
+
+  /** A disco ping from the control plane's node: whether the path is direct or through DERP, and its round trip. */
+  ping(address: string): Promise<PeerPath> {
+    return this.#node.ping(address, 3);
+  }
+
+  async health(): Promise<TailnetHealth> {
+    let address: string | null = null;
+    try {
+      address = this.#node.ipv4;
+    } catch {
+      address = null;
+    }
+    return {
+      mode: this.mode,
+      coordinator: { url: this.coordinator.url, healthy: await this.coordinator.healthy() },
+      node: { running: this.#node.running, address, restarts: this.#restarts },
+    };
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.transport.close();
+    await this.#node.stop();
+    await this.#embedded?.stop();
+  }
+
+  /** Rejoins with a fresh key (the node's state is in memory only) whenever tailscaled exits, with backoff. */
+  #supervise(): void {
+    const node = this.#node;
+    void node.exited.then(async () => {
+      if (this.#closed || node !== this.#node) return;
+      this.#log.warn({ log: node.log.slice(-1000) }, "the control plane's tailscaled exited; rejoining");
+      for (let delay = 500; !this.#closed; delay = Math.min(delay * 2, 30_000)) {
+        await new Promise((resolve) => setTimeout(resolve, delay));
+        if (this.#closed) return;
+        try {
+          this.#node = await startNode({ coordinator: this.coordinator, binaries: this.#binaries, stateDir: this.#stateDir, socks5: this.#socks5Port });
+          this.#restarts += 1;
+          this.#log.info({ address: this.#node.ipv4 }, "the control plane's tailnet node rejoined");
+          this.#supervise();
+          return;
+        } catch (error) {
+          this.#log.error({ err: error }, "the control plane's tailnet node could not rejoin; retrying");
+        }
+      }
+    });
+  }
+}
+
+async function startNode(options: { coordinator: Coordinator; binaries: TailscaleBinaries; stateDir: string; socks5: true | number }): Promise<TailscaleNode> {
+  const key = await options.coordinator.createPreauthKey({ tags: [CONTROL_PLANE_TAG], ephemeral: true, reusable: false });
+  return TailscaleNode.start({
+    binaries: options.binaries,
+    stateDir: path.join(options.stateDir, `node-${process.pid}`),
+    loginServer: options.coordinator.url,
+    authKey: key.key,
+    hostname: hostnameOf(`kiln-control-plane-${os.hostname()}`),
+    socks5: options.socks5,
+    env: options.coordinator.url.startsWith("http://") ? { TS_DEBUG_USE_DERP_HTTP: "1" } : {},
+  });
+}
+
+function readPorts(file: string): { listen: number; stun: number } | undefined {
+  try {
+    return JSON.parse(readFileSync(file, "utf8")) as { listen: number; stun: number };
+  } catch {
+    return undefined;
+  }
+}
+
+/** A DNS label: lower-case letters, digits and dashes, at most 63 characters. */
+function hostnameOf(value: string): string {
+  return value.toLowerCase().replace(/[^a-z0-9-]+/g, "-").replace(/^-+|-+$/g, "").slice(0, 63) || "kiln";
+}

@@ -1,0 +1,117 @@
+import { TunnelError, type AgentConnection, type DialOptions, type RelayServer } from "@kiln/tailnet";
+import { eq } from "drizzle-orm";
+import type { Tunnel } from "../api/context.ts";
+import type { Database } from "../db/index.ts";
+import { workspaceAgents } from "../db/schema.ts";
+import type { Logger } from "../logger.ts";
+import type { ControlPlaneTailnet } from "./index.ts";
+
+/** How a connection reaches its agent. */
+export type TunnelPath = { via: "relay" } | { via: "tailnet"; address: string; port: number };
+
+/** With fallback allowed, how long a tailnet dial may take before the relay is tried instead. */
+const TAILNET_DIAL_BUDGET_MS = 3_000;
+
+/**
+ * The one tunnel the API, the chat loop and interactive access use. Without a tailnet it is the relay. With
+ * one, an agent that reported a tailnet endpoint (to this replica, or to another: endpoints live in the
+ * database) is dialed over the tailnet; the relay serves the rest when the deployment allows fallback.
+ */
+export class WorkspaceTunnel implements Tunnel {
+  readonly #relay: RelayServer;
+  readonly #tailnet: ControlPlaneTailnet | undefined;
+  readonly #db: Database;
+  readonly #relayFallback: boolean;
+  readonly #log: Logger;
+  readonly #paths = new WeakMap<AgentConnection, TunnelPath>();
+
+  constructor(options: { relay: RelayServer; tailnet?: ControlPlaneTailnet; db: Database; relayFallback: boolean; log: Logger }) {
+    this.#relay = options.relay;
+    this.#tailnet = options.tailnet;
+    this.#db = options.db;
+    this.#relayFallback = options.relayFallback;
+    this.#log = options.log;
+  }
+
+  isConnected(agentId: string): boolean {
+    return this.#relay.isConnected(agentId) || (this.#tailnet?.transport.isConnected(agentId) ?? false);
+  }
+
+  /** The path a connection this tunnel dialed takes. */
+  pathOf(connection: AgentConnection): TunnelPath {
+    return this.#paths.get(connection) ?? { via: "relay" };
+  }
+
+  async dial(agentId: string, options: DialOptions = {}): Promise<AgentConnection> {
+    const tailnet = this.#tailnet;
+    if (!tailnet) return this.#relay.dial(agentId, options);
+    const deadline = Date.now() + (options.timeoutMs ?? 5_000);
+    const remaining = () => Math.max(1, deadline - Date.now());
+    let endpoint = tailnet.transport.endpoint(agentId) ?? (await this.#load(agentId));
+    if (!endpoint && !this.#relayFallback) endpoint = await this.#waitForEndpoint(agentId, deadline, options.signal);
+    if (endpoint) {
+      try {
+        return await this.#dialTailnet(agentId, this.#relayFallback ? Math.min(remaining(), TAILNET_DIAL_BUDGET_MS) : remaining(), options.signal);
+      } catch (error) {
+        // Another replica may hold a newer endpoint (the daemon rejoined through it).
+        const fresh = await this.#load(agentId);
+        if (fresh && (fresh.address !== endpoint.address || fresh.port !== endpoint.port) && deadline > Date.now()) {
+          try {
+            return await this.#dialTailnet(agentId, remaining(), options.signal);
+          } catch {
+            // fall through to the fallback decision below
+          }
+        }
+        if (!this.#relayFallback) throw error;
+        this.#log.warn({ agentId, err: error }, "workspace agent unreachable over the tailnet; using the relay");
+      }
+    }
+    return this.#relay.dial(agentId, { ...options, timeoutMs: remaining() });
+  }
+
+  /** Cuts an agent off (its token was revoked): the relay connection, the tailnet endpoint, and its tailnet node. */
+  disconnect(agentId: string): void {
+    this.#relay.disconnect(agentId);
+    const tailnet = this.#tailnet;
+    if (!tailnet) return;
+    const known = tailnet.transport.endpoint(agentId)?.address;
+    tailnet.transport.unregister(agentId);
+    void this.#load(agentId, false)
+      .then((stored) => tailnet.removeNodes([...new Set([known, stored?.address].filter((address): address is string => Boolean(address)))]))
+      .catch((error: unknown) => this.#log.warn({ agentId, err: error }, "could not look up the agent's tailnet node"));
+  }
+
+  async #dialTailnet(agentId: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<AgentConnection> {
+    const tailnet = this.#tailnet!;
+    const started = Date.now();
+    const address = tailnet.transport.endpoint(agentId)?.address;
+    if (address) await tailnet.peerReady(address, timeoutMs);
+    const connection = await tailnet.transport.dial(agentId, { timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)), signal });
+    if (!this.#paths.has(connection)) {
+      const endpoint = this.#tailnet!.transport.endpoint(agentId);
+      if (endpoint) this.#paths.set(connection, { via: "tailnet", address: endpoint.address, port: endpoint.port });
+    }
+    return connection;
+  }
+
+  /** The endpoint stored for the agent; registered with the transport when `register` (and the agent still holds a token). */
+  async #load(agentId: string, register = true): Promise<{ address: string; port: number } | undefined> {
+    const [row] = await this.#db.select({ address: workspaceAgents.tailnetAddress, port: workspaceAgents.tailnetPort, tokenHash: workspaceAgents.tokenHash })
+      .from(workspaceAgents).where(eq(workspaceAgents.id, agentId)).limit(1);
+    if (!row?.address || !row.port) return undefined;
+    const endpoint = { address: row.address, port: row.port };
+    if (register && row.tokenHash !== null) this.#tailnet!.register(agentId, endpoint);
+    return endpoint;
+  }
+
+  /** Without fallback, a daemon still joining is waited for: it reports its endpoint (maybe to another replica). */
+  async #waitForEndpoint(agentId: string, deadline: number, signal: AbortSignal | undefined): Promise<{ address: string; port: number }> {
+    while (Date.now() < deadline) {
+      signal?.throwIfAborted();
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const endpoint = this.#tailnet!.transport.endpoint(agentId) ?? (await this.#load(agentId));
+      if (endpoint) return endpoint;
+    }
+    throw new TunnelError("agent_unreachable", `workspace agent ${agentId} has not joined the tailnet (and the relay fallback is off)`);
+  }
+}
