@@ -217,6 +217,7 @@ describe.skipIf(!available && !strict)("kiln server --tailnet over DERP (TS_DEBU
   let server: KilnServerProcess;
   const config = temporaryDirectory("kiln-tailnet-derp-cli-");
   const cli = (args: string[], timeoutMs?: number) => kiln(args, { configDir: config.path, timeoutMs });
+  const token = () => (JSON.parse(readFileSync(path.join(config.path, "session.json"), "utf8")) as { token: string }).token;
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -246,4 +247,19 @@ describe.skipIf(!available && !strict)("kiln server --tailnet over DERP (TS_DEBU
     expect(await cli(["exec", "relayed", "--", "sh", "-c", "echo through-derp > f.txt && cat f.txt"])).toMatchObject({ code: 0, stdout: "through-derp\n" });
     expect(((await (await fetch(`${server.url}/healthz`)).json()) as { tailnet: unknown }).tailnet).toEqual({ mode: "embedded", coordinator: "ok", node: "running" });
   }, 180_000);
+
+  it("falls back to the relay (fallback is on by default) when a daemon reports it cannot join, and says why", async () => {
+    const info = await fetch(`${server.url}/api/v1/workspaces/relayed/agent-info`, { headers: { authorization: `Bearer ${token()}` } });
+    const agent = ((await info.json()) as { agent: { directory: string } }).agent;
+    const daemon = daemonEnvironment(server.url, agent.directory);
+    const reported = await fetch(`${server.url}/api/v1/agent/tailnet`, {
+      method: "POST", headers: { authorization: `Bearer ${daemon.KILN_AGENT_TOKEN}`, "content-type": "application/json" },
+      body: JSON.stringify({ error: "tailscaled not found on PATH" }),
+    });
+    expect(reported.status).toBe(204);
+    const ping = await cli(["ping", "relayed", "-c", "1"], 60_000);
+    expect(ping.code, ping.stderr).toBe(0);
+    expect(ping.stdout).toMatch(/^pong from relayed over relay \(not on the tailnet: tailscaled not found on PATH\) in [\d.]+ ms$/m);
+    expect(await cli(["exec", "relayed", "--", "cat", "f.txt"])).toMatchObject({ code: 0, stdout: "through-derp\n" });
+  }, 120_000);
 });

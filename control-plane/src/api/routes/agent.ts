@@ -94,7 +94,10 @@ export function agentRoutes(deps: AppDeps) {
     if (!deps.tailnet) throw new ConflictError("tailnet_disabled", "this deployment has no tailnet; stay on the relay");
     const body = c.req.valid("json");
     if ("error" in body) {
-      await db.update(workspaceAgents).set({ tailnetError: body.error }).where(eq(workspaceAgents.id, agent.id));
+      // The daemon reports this when (re)joining failed: any endpoint it had is gone with its old node.
+      await db.update(workspaceAgents).set({ tailnetError: body.error, tailnetAddress: null, tailnetPort: null }).where(eq(workspaceAgents.id, agent.id));
+      deps.tailnet.transport.unregister(agent.id);
+      if (agent.tailnetAddress) void deps.tailnet.removeNodes([agent.tailnetAddress]);
       deps.log.warn({ agentId: agent.id, error: body.error }, "agent could not join the tailnet");
       return c.body(null, 204);
     }
