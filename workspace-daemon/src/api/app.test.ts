@@ -1,4 +1,4 @@
-import { symlink } from "node:fs/promises";
+import { symlink, writeFile } from "node:fs/promises";
 import { hostname, homedir } from "node:os";
 import { join } from "node:path";
 import { Writable } from "node:stream";
@@ -30,6 +30,18 @@ describe("daemon app", () => {
     expect(given.headers.get("x-request-id")).toBe("req-123");
     const assigned = await daemon.app.request("/v1/info");
     expect(assigned.headers.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  test("every kind of response carries the request id", async ({ daemon, root }) => {
+    await writeFile(join(root, "a.txt"), "a");
+    const raw = await daemon.app.request("/v1/files/raw?path=a.txt", { headers: { "x-request-id": "req-raw" } });
+    expect(raw.headers.get("x-request-id")).toBe("req-raw");
+    expect(await raw.text()).toBe("a");
+    const failed = await daemon.app.request("/v1/files/read?path=missing.txt", { headers: { "x-request-id": "req-failed" } });
+    expect(failed.status).toBe(404);
+    expect(failed.headers.get("x-request-id")).toBe("req-failed");
+    const unknown = await daemon.app.request("/v1/nope", { headers: { "x-request-id": "req-404" } });
+    expect(unknown.headers.get("x-request-id")).toBe("req-404");
   });
 
   test("unknown routes get a structured 404", async ({ daemon }) => {
