@@ -2,8 +2,14 @@ import os from "node:os";
 import path from "node:path";
 import { z } from "zod";
 
-const flag = z.union([z.boolean(), z.enum(["1", "0", "true", "false", "yes", "no", "on", "off"], { error: "must be true or false (1/0, yes/no, on/off)" })])
-  .transform((value) => value === true || value === "1" || value === "true" || value === "yes" || value === "on");
+const flag = z.unknown().transform((value, context) => {
+  if (typeof value === "boolean") return value;
+  const text = String(value).toLowerCase();
+  if (["1", "true", "yes", "on"].includes(text)) return true;
+  if (["0", "false", "no", "off"].includes(text)) return false;
+  context.addIssue({ code: "custom", message: "must be true or false (1/0, yes/no, on/off)" });
+  return z.NEVER;
+});
 const listen = z.string().regex(/^(\[[0-9a-fA-F:.]+\]|[^:\s]*):\d{1,5}$/, "must be host:port, e.g. 127.0.0.1:3000");
 
 /** Server configuration, from flags and KILN_* environment variables; parsed once at start. */

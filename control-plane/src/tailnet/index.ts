@@ -93,7 +93,9 @@ export class ControlPlaneTailnet {
     } else {
       const [host, port] = splitListen(config.tailnetListen);
       const [stunHost, stunPort] = splitListen(config.tailnetStunListen);
-      const advertised = host === "" || host === "0.0.0.0" || host === "::" ? "127.0.0.1" : host;
+      const wildcard = host === "" || host === "0.0.0.0" || host === "::";
+      const advertised = wildcard ? "127.0.0.1" : host;
+      if (wildcard && !config.tailnetUrl) log.warn({ listen: config.tailnetListen }, "the embedded headscale listens on all interfaces but KILN_TAILNET_URL is not set: nodes will be told to reach it at 127.0.0.1");
       // Nodes remember the login server's URL: ports picked on a first start are reused on the next.
       const portsFile = path.join(stateDir, "headscale", "ports.json");
       const picked = readPorts(portsFile);

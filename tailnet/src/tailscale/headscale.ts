@@ -80,7 +80,9 @@ export class Headscale implements Coordinator {
     const stunPort = options.stunPort ?? (await freePort());
     const metricsPort = await freePort();
     const grpcPort = await freePort();
-    const url = `http://${options.listenHost ?? "127.0.0.1"}:${listenPort}`;
+    const listenHost = options.listenHost ?? "127.0.0.1";
+    // A wildcard listen address is reached on loopback from here.
+    const url = `http://${listenHost === "0.0.0.0" || listenHost === "::" ? "127.0.0.1" : listenHost}:${listenPort}`;
     const serverUrl = options.serverUrl ?? url;
     const policyPath = path.join(options.dataDir, "policy.json");
     writeFileSync(policyPath, `${JSON.stringify(options.policy, null, 2)}\n`);
