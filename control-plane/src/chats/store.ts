@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, notExists, sql, type SQL, type SQLWrapper } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, notExists, sql, type Placeholder, type SQL, type SQLWrapper } from "drizzle-orm";
 import { isAdmin, type Actor } from "../auth/index.ts";
-import { queryRows, type Database, type DatabaseHandle, type Executor } from "../db/index.ts";
+import { prepareQuery, queryRows, type Database, type DatabaseHandle, type Executor } from "../db/index.ts";
 import { chatMessages, chatQueuedMessages, chats, chatToolCalls } from "../db/schema.ts";
 import { ConflictError, NotFoundError, ValidationError } from "../errors.ts";
 import type { ChatEventBus } from "./events.ts";
@@ -191,31 +191,67 @@ export async function appendMessage(executor: Executor, input: NewMessage, optio
  * released) in one statement. `ended` is false when something is queued: the caller ends the turn
  * the long way. The notices go out when it commits.
  */
-export async function appendLastMessage(db: Database, input: NewMessage, notices: { message: SQL; status: SQL }): Promise<{ message: Message; ended: boolean }> {
-  const ended = db.$with("ended").as(
-    db.update(chats).set({ status: "waiting", updatedAt: new Date(), workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: null })
-      .where(and(eq(chats.id, input.chatId), nothingQueued(db, input.chatId)))
-      .returning({ id: chats.id, notice: notices.status }),
-  );
-  const [row] = await db.with(ended).insert(chatMessages).values(messageValues(input))
-    .returning({ ...getTableColumns(chatMessages), notice: notices.message, ended: sql<boolean>`exists (select 1 from ${ended})` });
+export async function appendLastMessage(db: Database, bus: ChatEventBus, input: NewMessage): Promise<{ message: Message; ended: boolean }> {
+  const values = messageValues(input);
+  const [row] = await lastMessageStatement(db, bus).execute({
+    ...values, parts: JSON.stringify(values.parts), usage: values.usage === null ? null : JSON.stringify(values.usage), now: new Date().toISOString(),
+  });
   const { notice: _notice, ended: turnEnded, ...message } = row!;
   return { message, ended: turnEnded };
 }
 
+/** Prepared once per database and bus (its notices carry the bus's origin). */
+function lastMessageStatement(db: Database, bus: ChatEventBus) {
+  const byBus = hotStatements(db).lastMessage;
+  let statement = byBus.get(bus);
+  if (!statement) byBus.set(bus, (statement = prepareLastMessage(db, bus)));
+  return statement;
+}
+
+function prepareLastMessage(db: Database, bus: ChatEventBus) {
+  const chatId = sql.placeholder("chatId");
+  const ended = db.$with("ended").as(
+    db.update(chats).set({ status: "waiting", updatedAt: sql`${sql.placeholder("now")}::timestamptz`, workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: null })
+      .where(and(eq(chats.id, chatId), nothingQueued(db, chatId)))
+      .returning({ id: chats.id, notice: bus.remoteNotice(chatId, "status") }),
+  );
+  // jsonb goes in as JSON text: node-postgres would turn a JS array into a Postgres array.
+  return prepareQuery(db.with(ended).insert(chatMessages).values({
+    chatId, role: sql.placeholder("role"), parts: sql`${sql.placeholder("parts")}::jsonb`, usage: sql`${sql.placeholder("usage")}::jsonb`,
+    compressed: sql.placeholder("compressed"), modelId: sql.placeholder("modelId"), visibility: sql.placeholder("visibility"),
+  }).returning({ ...getTableColumns(chatMessages), notice: bus.remoteNotice(chatId, "message.committed"), ended: sql<boolean>`exists (select 1 from ${ended})` }));
+}
+
 /** No message waits in the chat's queue (a condition for ending a turn in one statement). */
-export function nothingQueued(db: Database, chatId: string): SQL {
+export function nothingQueued(db: Database, chatId: string | Placeholder): SQL {
   return notExists(db.select({ id: chatQueuedMessages.id }).from(chatQueuedMessages).where(eq(chatQueuedMessages.chatId, chatId)));
 }
 
 /** Messages the model sees: the latest compaction summary and everything after it. */
 export async function contextMessages(db: Database, chatId: string): Promise<Message[]> {
+  return hotStatements(db).context.execute({ chatId });
+}
+
+/** The statements every agent step runs, prepared once per database (see `prepareQuery`). */
+function hotStatements(db: Database) {
+  let statements = preparedStatements.get(db);
+  if (!statements) preparedStatements.set(db, (statements = prepareHotStatements(db)));
+  return statements;
+}
+
+function prepareHotStatements(db: Database) {
+  const chatId = sql.placeholder("chatId");
   const latestSummary = db.select({ id: sql<number>`coalesce(max(${chatMessages.id}), 0)` }).from(chatMessages)
     .where(and(eq(chatMessages.chatId, chatId), eq(chatMessages.compressed, true)));
-  return db.select().from(chatMessages)
-    .where(and(eq(chatMessages.chatId, chatId), gte(chatMessages.id, latestSummary), inArray(chatMessages.visibility, ["model", "both"])))
-    .orderBy(asc(chatMessages.id));
+  return {
+    lastMessage: new WeakMap<ChatEventBus, ReturnType<typeof prepareLastMessage>>(),
+    context: prepareQuery(db.select().from(chatMessages)
+      .where(and(eq(chatMessages.chatId, chatId), gte(chatMessages.id, latestSummary), inArray(chatMessages.visibility, ["model", "both"])))
+      .orderBy(asc(chatMessages.id))),
+  };
 }
+
+const preparedStatements = new WeakMap<Database, ReturnType<typeof prepareHotStatements>>();
 
 export type ToolCallRecord = typeof chatToolCalls.$inferSelect;
 

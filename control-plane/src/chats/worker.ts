@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { and, eq, getTableColumns, inArray, lt, or, sql, type SQL } from "drizzle-orm";
 import type { AgentConnection, Tunnel } from "../api/context.ts";
 import type { Actor } from "../auth/index.ts";
-import type { DatabaseHandle } from "../db/index.ts";
+import { prepareQuery, type DatabaseHandle } from "../db/index.ts";
 import { chatQueuedMessages, chats, users } from "../db/schema.ts";
 import { LlmError, type LlmProvider } from "../llm/index.ts";
 import type { Logger } from "../logger.ts";
@@ -159,18 +159,33 @@ export class ChatWorker {
   }
 
   private async claim(limit: number): Promise<Claimed[]> {
+    const rows = await this.statements.claim.execute({ limit });
+    return rows.map(({ notice: _notice, configVersion, ...chat }) => ({ chat, configVersion: configVersion === null ? undefined : String(configVersion) }));
+  }
+
+  /** The worker's hot statements, prepared once (see `prepareQuery`). */
+  private get statements() {
+    this.prepared ??= this.prepare();
+    return this.prepared;
+  }
+
+  private prepared: ReturnType<ChatWorker["prepare"]> | null = null;
+
+  private prepare() {
     const db = this.options.database.db;
     const claimable = db.select({ id: chats.id }).from(chats)
       .where(and(eq(chats.archived, false), or(eq(chats.status, "pending"), and(eq(chats.status, "running"), lt(chats.leaseExpiresAt, sql`now()`)))))
       .orderBy(chats.updatedAt)
-      .limit(limit)
+      .limit(sql.placeholder("limit"))
       .for("update", { skipLocked: true });
-    const rows = await db.update(chats)
-      .set({ status: "running", workerId: this.workerId, updatedAt: sql`now()`, leaseExpiresAt: sql`now() + make_interval(secs => ${this.leaseMs / 1000})` })
-      .where(inArray(chats.id, claimable))
-      // The `running` event's NOTIFY to other replicas rides on the claim (startTurn publishes it as notified).
-      .returning({ ...getTableColumns(chats), notice: this.options.bus.remoteNotice(chats.id, "status"), configVersion: this.options.configVersion ?? sql<null>`null` });
-    return rows.map(({ notice: _notice, configVersion, ...chat }) => ({ chat, configVersion: configVersion === null ? undefined : String(configVersion) }));
+    return {
+      claim: prepareQuery(db.update(chats)
+        .set({ status: "running", workerId: this.workerId, updatedAt: sql`now()`, leaseExpiresAt: sql`now() + make_interval(secs => ${this.leaseMs / 1000})` })
+        .where(inArray(chats.id, claimable))
+        // The `running` event's NOTIFY to other replicas rides on the claim (startTurn publishes it as notified).
+        .returning({ ...getTableColumns(chats), notice: this.options.bus.remoteNotice(chats.id, "status"), configVersion: this.options.configVersion ?? sql<null>`null` })),
+      owner: prepareQuery(db.select().from(users).where(eq(users.id, sql.placeholder("ownerId")))),
+    };
   }
 
   private async renewLeases(): Promise<void> {
@@ -277,17 +292,16 @@ export class ChatWorker {
       const step = await this.streamStep(chat, model, system, toLlmMessages(context), llmTools, signal, log);
       if (step.parts.length > 0) {
         const reply = { chatId: chat.id, role: "assistant" as const, parts: step.parts, usage: step.usage, modelId: model.modelId };
-        const messageNotice = bus.remoteNotice(chat.id, "message.committed");
         if (!step.aborted && !signal.aborted && !step.parts.some((part) => part.type === "tool-call")) {
           // The turn's last step: store the reply and end the turn together.
-          const last = await Store.appendLastMessage(db, reply, { message: messageNotice, status: bus.remoteNotice(chat.id, "status") });
+          const last = await Store.appendLastMessage(db, bus, reply);
           bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(last.message) }, { notified: true });
           if (last.ended) {
             bus.publish({ type: "status", chat_id: chat.id, status: "waiting", error: null }, { notified: true });
             ended = true;
           }
         } else {
-          const message = await Store.appendMessage(db, reply, { notice: messageNotice });
+          const message = await Store.appendMessage(db, reply, { notice: bus.remoteNotice(chat.id, "message.committed") });
           bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(message) }, { notified: true });
         }
       }
@@ -514,7 +528,7 @@ export class ChatWorker {
   }
 
   private async ownerOf(chat: Store.Chat): Promise<Actor> {
-    const [user] = await this.options.database.db.select().from(users).where(eq(users.id, chat.ownerId));
+    const [user] = await this.statements.owner.execute({ ownerId: chat.ownerId });
     if (!user) throw new Error("the chat's owner no longer exists");
     return { user, tokenId: `chat:${chat.id}` };
   }

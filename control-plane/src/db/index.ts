@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -175,4 +176,13 @@ function assertChannel(channel: string): void {
 export async function queryRows<T>(executor: Pick<Database, "execute">, query: SQL): Promise<T[]> {
   const result = (await executor.execute(query)) as unknown as { rows: T[] };
   return result.rows;
+}
+
+/**
+ * Prepares a drizzle query (built with `sql.placeholder` for what varies) once, for hot statements:
+ * no query building per call, and Postgres parses and plans it once per connection. The statement's
+ * name is a digest of its SQL text, so equal texts share it and different texts never clash.
+ */
+export function prepareQuery<Prepared>(query: { toSQL(): { sql: string }; prepare(name: string): Prepared }): Prepared {
+  return query.prepare(`kiln_${createHash("sha1").update(query.toSQL().sql).digest("hex").slice(0, 16)}`);
 }
