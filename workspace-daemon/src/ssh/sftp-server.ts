@@ -1,4 +1,4 @@
-import { constants, type Dir, type Stats } from "node:fs";
+import { constants, readSync, writeSync, type Dir, type Stats } from "node:fs";
 import { chmod, chown, lstat, mkdir, open, opendir, readlink, rename, rmdir, stat, symlink, truncate, unlink, utimes, type FileHandle } from "node:fs/promises";
 import { posix } from "node:path";
 import type { Logger } from "pino";
@@ -9,14 +9,15 @@ const { STATUS_CODE, OPEN_MODE } = ssh2.utils.sftp;
 
 /** Largest READ answered in one reply: ssh2 caps an SFTP packet near 34000 bytes; a shorter reply is legal and clients ask again. */
 const MAX_READ_BYTES = 32 * 1024;
+// READ and WRITE data (at most ~32 KiB a packet) moves with blocking calls, as OpenSSH's sftp-server
+// does: through the thread pool each call cost ~0.4 ms of wake-ups on this kind of VM, more than
+// copying the bytes to or from the page cache (docs/benchmarks.md, "Interactive access").
 const READDIR_BATCH = 256;
 
 /**
  * `queue` orders a handle's replies. Clients pipeline many READs and WRITEs, and OpenSSH's
  * scp (9.x) truncates the file it copies at the last reply that came in order, in both
- * directions, silently. So every handle answers in request order, as sftp-server does; the
- * filesystem calls of READs and WRITEs still run concurrently (positional, at their own
- * offsets), only their replies wait their turn.
+ * directions, silently. So every handle answers in request order, as sftp-server does.
  */
 type OpenHandle =
   | { kind: "file"; file: FileHandle; path: string; queue: Promise<void> }
@@ -31,8 +32,8 @@ export interface SftpOptions {
 /**
  * The server side of SFTP v3 over `sftp`, backed by the workspace's filesystem: the
  * requests OpenSSH's `sftp` and `scp` (which speaks SFTP since OpenSSH 9) and IDEs send.
- * Requests are answered as their filesystem calls finish, so pipelined reads and writes
- * run concurrently.
+ * Metadata requests run their filesystem calls asynchronously; file data moves synchronously
+ * (see MAX_READ_BYTES); every handle's replies go out in request order.
  */
 export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
   const handles = new Map<number, OpenHandle>();
@@ -81,7 +82,7 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
     if (handle?.kind !== "file") return badHandle(requestId);
     replyInOrder(handle, requestId, async () => {
       const buffer = Buffer.allocUnsafe(Math.min(length, MAX_READ_BYTES));
-      const { bytesRead } = await handle.file.read(buffer, 0, buffer.length, offset);
+      const bytesRead = readSync(handle.file.fd, buffer, 0, buffer.length, offset);
       return () => {
         if (bytesRead === 0) sftp.status(requestId, STATUS_CODE.EOF);
         else sftp.data(requestId, bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead));
@@ -94,7 +95,7 @@ export function serveSftp(sftp: SFTPWrapper, options: SftpOptions): void {
     if (handle?.kind !== "file") return badHandle(requestId);
     replyInOrder(handle, requestId, async () => {
       let written = 0;
-      while (written < data.length) written += (await handle.file.write(data, written, data.length - written, offset + written)).bytesWritten;
+      while (written < data.length) written += writeSync(handle.file.fd, data, written, data.length - written, offset + written);
       return () => ok(requestId);
     });
   });
