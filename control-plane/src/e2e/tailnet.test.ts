@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
 import path from "node:path";
-import { findBinaries } from "@kiln/tailnet";
+import { Headscale, defaultPolicy, findBinaries } from "@kiln/tailnet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseServerConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
@@ -262,4 +262,57 @@ describe.skipIf(!available && !strict)("kiln server --tailnet over DERP (TS_DEBU
     expect(ping.stdout).toMatch(/^pong from relayed over relay \(not on the tailnet: tailscaled not found on PATH\) in [\d.]+ ms$/m);
     expect(await cli(["exec", "relayed", "--", "cat", "f.txt"])).toMatchObject({ code: 0, stdout: "through-derp\n" });
   }, 120_000);
+});
+
+describe.skipIf(!available && !strict)("kiln server --tailnet with an external headscale (KILN_TAILNET_URL + KILN_TAILNET_API_KEY)", () => {
+  let database: TestDatabase;
+  let headscale: Headscale;
+  let server: RunningServer;
+  const dataDir = temporaryDirectory("kiln-tailnet-external-");
+  const config = temporaryDirectory("kiln-tailnet-external-cli-");
+  const cli = (args: string[], timeoutMs?: number) => kiln(args, { configDir: config.path, timeoutMs });
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    const binary = findBinaries(["headscale"]).found.headscale!;
+    const headscaleDir = path.join(dataDir.path, "headscale");
+    // Run by "someone else": its own config and policy, an API key made with its CLI.
+    headscale = await Headscale.start({ binary, dataDir: headscaleDir, policy: defaultPolicy() });
+    const apiKey = execFileSync(binary, ["-c", path.join(headscaleDir, "config.yaml"), "apikeys", "create", "--expiration", "1h", "--force"], { encoding: "utf8" }).trim();
+    server = await startServer(
+      parseServerConfig({ dataDir: path.join(dataDir.path, "kiln"), listen: "127.0.0.1:0", postgresUrl: database.url ?? undefined, logLevel: "silent", tailnet: true, tailnetUrl: headscale.url, tailnetApiKey: apiKey, tailnetRelayFallback: false }),
+      createLogger({ level: process.env.KILN_TEST_LOG ?? "silent" }),
+    );
+    const login = await cli(["login", server.accessUrl, "--first-user-email", "me@example.com", "--first-user-username", "me", "--first-user-password", "password-123"]);
+    expect(login.code, login.stderr).toBe(0);
+  }, 120_000);
+
+  afterAll(async () => {
+    await server?.close();
+    if (server) killDaemonsOf(server.accessUrl);
+    await headscale?.stop();
+    await database?.close();
+    dataDir.remove();
+    config.remove();
+  });
+
+  it("joins the control plane and a workspace to it and runs commands over it", async () => {
+    expect(server.tailnet!.mode).toBe("external");
+    const created = await cli(["create", "ext", "--template", "local"], 120_000);
+    expect(created.code, created.stderr).toBe(0);
+    expect(await cli(["exec", "ext", "--", "echo", "via-external-headscale"], 60_000)).toMatchObject({ code: 0, stdout: "via-external-headscale\n" });
+    const ping = await cli(["ping", "ext", "-c", "1", "-o", "json"], 60_000);
+    expect(JSON.parse(ping.stdout.trim())).toMatchObject({ transport: "tailnet", path: "direct" });
+    const nodes = await headscale.listNodes();
+    expect(nodes.map((node) => node.tags[0]).sort()).toEqual(["tag:kiln-control-plane", "tag:kiln-workspace"]);
+    expect(((await (await fetch(`${server.accessUrl}/healthz`)).json()) as { tailnet: unknown }).tailnet).toEqual({ mode: "external", coordinator: "ok", node: "running" });
+  }, 180_000);
+
+  it("refuses to start with an API key but no URL, or with a wrong key", async () => {
+    const log = createLogger({ level: "silent" });
+    await expect(startServer(parseServerConfig({ dataDir: path.join(dataDir.path, "bad1"), listen: "127.0.0.1:0", postgresUrl: database.url ?? undefined, tailnet: true, tailnetApiKey: "key" }), log))
+      .rejects.toThrow(/KILN_TAILNET_API_KEY is set but KILN_TAILNET_URL is not/);
+    await expect(startServer(parseServerConfig({ dataDir: path.join(dataDir.path, "bad2"), listen: "127.0.0.1:0", postgresUrl: database.url ?? undefined, tailnet: true, tailnetUrl: headscale.url, tailnetApiKey: "wrong-key" }), log))
+      .rejects.toThrow(/refused KILN_TAILNET_API_KEY \(HTTP 401\)/);
+  }, 60_000);
 });

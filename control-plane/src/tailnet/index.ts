@@ -7,6 +7,7 @@ import {
   DAEMON_TAILNET_PORTS,
   Headscale,
   HeadscaleApi,
+  HeadscaleApiError,
   KILN_USER,
   TailnetTransport,
   TailscaleNode,
@@ -90,6 +91,14 @@ export class ControlPlaneTailnet {
     if (external) {
       coordinator = new HeadscaleApi({ url: config.tailnetUrl!, apiKey: config.tailnetApiKey!, user: KILN_USER });
       if (!(await coordinator.healthy())) throw new Error(`the headscale at ${config.tailnetUrl} does not answer /health`);
+      try {
+        await coordinator.listNodes();
+      } catch (error) {
+        if (error instanceof HeadscaleApiError && (error.status === 401 || error.status === 403)) {
+          throw new Error(`the headscale at ${config.tailnetUrl} refused KILN_TAILNET_API_KEY (HTTP ${error.status}); create a key with 'headscale apikeys create'`);
+        }
+        throw error;
+      }
     } else {
       const [host, port] = splitListen(config.tailnetListen);
       const [stunHost, stunPort] = splitListen(config.tailnetStunListen);
