@@ -11,6 +11,8 @@ export type TunnelPath = { via: "relay" } | { via: "tailnet"; address: string; p
 
 /** With fallback allowed, how long a tailnet dial may take before the relay is tried instead. */
 const TAILNET_DIAL_BUDGET_MS = 3_000;
+/** After a failed tailnet dial (with fallback allowed), the agent is served over the relay this long before the tailnet is tried again. */
+const TAILNET_RETRY_AFTER_MS = 30_000;
 
 /**
  * The one tunnel the API, the chat loop and interactive access use. Without a tailnet it is the relay. With
@@ -24,6 +26,8 @@ export class WorkspaceTunnel implements Tunnel {
   readonly #relayFallback: boolean;
   readonly #log: Logger;
   readonly #paths = new WeakMap<AgentConnection, TunnelPath>();
+  /** Agents whose tailnet endpoint failed recently: which address, and when to try it again (fallback only). */
+  readonly #tailnetDown = new Map<string, { address: string; until: number }>();
 
   constructor(options: { relay: RelayServer; tailnet?: ControlPlaneTailnet; db: Database; relayFallback: boolean; log: Logger }) {
     this.#relay = options.relay;
@@ -49,7 +53,10 @@ export class WorkspaceTunnel implements Tunnel {
     const remaining = () => Math.max(1, deadline - Date.now());
     let endpoint = tailnet.transport.endpoint(agentId) ?? (await this.#load(agentId));
     if (!endpoint && !this.#relayFallback) endpoint = await this.#waitForEndpoint(agentId, deadline, options.signal);
-    if (endpoint) {
+    // A new endpoint (the daemon rejoined) is tried at once.
+    const down = this.#tailnetDown.get(agentId);
+    const cooling = this.#relayFallback && down !== undefined && down.address === endpoint?.address && down.until > Date.now();
+    if (endpoint && !cooling) {
       try {
         return await this.#dialTailnet(agentId, this.#relayFallback ? Math.min(remaining(), TAILNET_DIAL_BUDGET_MS) : remaining(), options.signal);
       } catch (error) {
@@ -63,7 +70,8 @@ export class WorkspaceTunnel implements Tunnel {
           }
         }
         if (!this.#relayFallback) throw error;
-        this.#log.warn({ agentId, err: error }, "workspace agent unreachable over the tailnet; using the relay");
+        this.#tailnetDown.set(agentId, { address: endpoint.address, until: Date.now() + TAILNET_RETRY_AFTER_MS });
+        this.#log.warn({ agentId, err: error, retryInMs: TAILNET_RETRY_AFTER_MS }, "workspace agent unreachable over the tailnet; using the relay");
       }
     }
     return this.#relay.dial(agentId, { ...options, timeoutMs: remaining() });
@@ -72,6 +80,7 @@ export class WorkspaceTunnel implements Tunnel {
   /** Cuts an agent off (its token was revoked): the relay connection, the tailnet endpoint, and its tailnet node. */
   disconnect(agentId: string): void {
     this.#relay.disconnect(agentId);
+    this.#tailnetDown.delete(agentId);
     const tailnet = this.#tailnet;
     if (!tailnet) return;
     const known = tailnet.transport.endpoint(agentId)?.address;
