@@ -2,11 +2,13 @@ import type { Duplex } from "node:stream";
 import { createWebSocketStream, WebSocket } from "ws";
 
 /**
- * While the socket holds less than this, a write is acknowledged at once and sent with whatever else
- * is written in the next few turns of the event loop. Above it, the acknowledgement waits for the socket,
- * so HTTP/2 feels the backpressure and a bulk transfer cannot queue up ahead of small frames.
+ * While the socket holds less than this, a write is acknowledged at once and sent with what follows
+ * in the next few turns of the event loop. Above it, the acknowledgement waits for the socket, so
+ * HTTP/2 feels the backpressure and a bulk transfer cannot queue up ahead of small frames.
  */
 const COALESCE_LIMIT_BYTES = 256 * 1024;
+/** A batch this big goes out at once: waiting would only slow a bulk transfer down. */
+const FLUSH_NOW_BYTES = 16 * 1024;
 
 /**
  * A WebSocket as a byte stream for HTTP/2, sending what HTTP/2 writes within three turns of the event
@@ -26,6 +28,7 @@ export function webSocketByteStream(ws: WebSocket): Duplex {
   let held: ((error?: Error | null) => void)[] = [];
   let flushScheduled = false;
 
+  // Held callbacks always travel with queued bytes, so an empty queue has none waiting.
   const flush = () => {
     flushScheduled = false;
     if (queued.length === 0) return;
@@ -51,6 +54,13 @@ export function webSocketByteStream(ws: WebSocket): Duplex {
       queued.push(chunk);
       queuedBytes += chunk.length;
     }
+    const overLimit = ws.bufferedAmount + queuedBytes > COALESCE_LIMIT_BYTES;
+    if (queuedBytes >= FLUSH_NOW_BYTES) {
+      if (overLimit) held.push(callback);
+      flush();
+      if (!overLimit) callback();
+      return;
+    }
     if (!flushScheduled) {
       flushScheduled = true;
       // Three turns of the event loop: node's JSStreamSocket completes a write in a setImmediate; only
@@ -60,8 +70,8 @@ export function webSocketByteStream(ws: WebSocket): Duplex {
       // DATA, END_STREAM) as one message instead of two.
       setImmediate(() => setImmediate(() => setImmediate(flush)));
     }
-    if (ws.bufferedAmount + queuedBytes <= COALESCE_LIMIT_BYTES) callback();
-    else held.push(callback);
+    if (overLimit) held.push(callback);
+    else callback();
   };
 
   duplex._write = (chunk: Buffer, _encoding, callback) => write([chunk], callback);
