@@ -172,7 +172,8 @@ export class ChatWorker {
   private prepared: ReturnType<ChatWorker["prepare"]> | null = null;
 
   private prepare() {
-    const db = this.options.database.db;
+    // Claims and lease renewals use the control connection: they must not queue behind the turns' queries.
+    const db = this.options.database.control;
     const claimable = db.select({ id: chats.id }).from(chats)
       .where(and(eq(chats.archived, false), or(eq(chats.status, "pending"), and(eq(chats.status, "running"), lt(chats.leaseExpiresAt, sql`now()`)))))
       .orderBy(chats.updatedAt)
@@ -184,7 +185,7 @@ export class ChatWorker {
         .where(inArray(chats.id, claimable))
         // The `running` event's NOTIFY to other replicas rides on the claim (startTurn publishes it as notified).
         .returning({ ...getTableColumns(chats), notice: this.options.bus.remoteNotice(chats.id, "status"), configVersion: this.options.configVersion ?? sql<null>`null` })),
-      owner: prepareQuery(db.select().from(users).where(eq(users.id, sql.placeholder("ownerId")))),
+      owner: prepareQuery(this.options.database.db.select().from(users).where(eq(users.id, sql.placeholder("ownerId")))),
     };
   }
 
@@ -192,7 +193,7 @@ export class ChatWorker {
     const ids = [...this.active.keys()];
     if (ids.length === 0) return;
     try {
-      const renewed = await this.options.database.db.update(chats)
+      const renewed = await this.options.database.control.update(chats)
         .set({ leaseExpiresAt: sql`now() + make_interval(secs => ${this.leaseMs / 1000})` })
         .where(and(inArray(chats.id, ids), eq(chats.workerId, this.workerId), eq(chats.status, "running")))
         .returning({ id: chats.id });

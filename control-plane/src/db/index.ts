@@ -22,6 +22,11 @@ export const migrationsFolder = path.resolve(path.dirname(fileURLToPath(import.m
 export interface DatabaseHandle {
   readonly kind: "postgres" | "pglite";
   readonly db: Database;
+  /**
+   * A connection of its own for short statements that must not wait behind the pool's queue (the
+   * chat worker's claims and lease renewals). On PGlite, the same as `db`.
+   */
+  readonly control: Database;
   /** Subscribes to a NOTIFY channel; returns an unsubscribe function. */
   listen(channel: string, onNotify: (payload: string) => void): Promise<() => Promise<void>>;
   /** Sends a NOTIFY; the ones issued in the same event-loop turn share one statement. */
@@ -49,6 +54,9 @@ function openPostgres(url: string, log?: Logger): DatabaseHandle {
   const pool = new pg.Pool({ connectionString: url, max: 20 });
   pool.on("error", (error) => log?.warn({ err: error }, "postgres pool error"));
   const db = drizzlePg(pool, { schema, casing: "snake_case" }) as unknown as Database;
+  const controlPool = new pg.Pool({ connectionString: url, max: 1 });
+  controlPool.on("error", (error) => log?.warn({ err: error }, "postgres control connection error"));
+  const control = drizzlePg(controlPool, { schema, casing: "snake_case" }) as unknown as Database;
   const listeners = new Map<string, Set<(payload: string) => void>>();
   let listenClient: Promise<pg.Client> | null = null;
   let closed = false;
@@ -77,6 +85,7 @@ function openPostgres(url: string, log?: Logger): DatabaseHandle {
   return {
     kind: "postgres",
     db,
+    control,
     async listen(channel, onNotify) {
       assertChannel(channel);
       let set = listeners.get(channel);
@@ -99,7 +108,7 @@ function openPostgres(url: string, log?: Logger): DatabaseHandle {
       const client = listenClient;
       listenClient = null;
       if (client) await (await client.catch(() => null))?.end().catch(() => {});
-      await pool.end();
+      await Promise.all([pool.end(), controlPool.end()]);
     },
   };
 }
@@ -112,6 +121,7 @@ async function openPglite(dataDir: string | null): Promise<DatabaseHandle> {
   return {
     kind: "pglite",
     db,
+    control: db,
     async listen(channel, onNotify) {
       assertChannel(channel);
       const unsubscribe = await client.listen(channel, onNotify);
