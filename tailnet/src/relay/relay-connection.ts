@@ -1,6 +1,6 @@
 import http2 from "node:http2";
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from "node:http2";
-import { PassThrough, Readable, pipeline, type Duplex } from "node:stream";
+import { pipeline, type Duplex } from "node:stream";
 import { WebSocket } from "ws";
 import { webSocketByteStream } from "./websocket-stream.ts";
 import { TunnelError, type AgentConnection, type AgentFetchInit, type Logger } from "../transport.ts";
@@ -292,21 +292,55 @@ export function toWebHeaders(headers: IncomingHttpHeaders & IncomingHttpStatusHe
   return result;
 }
 
+/** What the response body buffers before it stops reading the HTTP/2 stream (flow control does the rest). */
+const BODY_HIGH_WATER_MARK_BYTES = 64 * 1024;
+
 /**
- * The response side of an HTTP/2 stream as a web body. Only that side goes through `toWeb`: on the duplex
- * itself, Node reports a premature close when the peer finishes (and resets the stream) before our
- * request side has emitted 'finish'. A consumer that cancels the body cancels the stream.
+ * The response side of an HTTP/2 stream as a web body, read straight from the stream's events. (Not
+ * `Readable.toWeb`: on the duplex, node reports a premature close when the peer finishes before our
+ * request side has emitted 'finish', and its `finished()` takes an HTTP/2 stream whose END_STREAM has
+ * arrived for closed while data is still unread. A `PassThrough` in front avoided both but cost a
+ * second node stream and a pipe per request.) A consumer that cancels the body cancels the stream.
  */
 export function responseBodyOf(stream: ClientHttp2Stream, signal: AbortSignal | undefined, streamError: (error: Error | undefined) => Error): ReadableStream<Uint8Array> {
-  const readable = new PassThrough();
-  stream.pipe(readable);
-  stream.on("error", (error) => readable.destroy(streamError(error)));
-  stream.once("close", () => {
-    if (!stream.readableEnded) readable.destroy(streamError(undefined));
-  });
-  signal?.addEventListener("abort", () => readable.destroy(abortReason(signal)), { once: true });
-  readable.once("close", () => {
+  let settled = false;
+  const cancelStream = () => {
     if (!stream.readableEnded && !stream.destroyed) stream.close(NGHTTP2_CANCEL);
-  });
-  return Readable.toWeb(readable) as ReadableStream<Uint8Array>;
+  };
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        const fail = (error: Error) => {
+          if (settled) return;
+          settled = true;
+          controller.error(error);
+          cancelStream();
+        };
+        stream.on("data", (chunk: Buffer) => {
+          if (settled) return;
+          // A copy, so the chunk does not share memory with other buffers (as Readable.toWeb does).
+          controller.enqueue(new Uint8Array(chunk));
+          if ((controller.desiredSize ?? 0) <= 0) stream.pause();
+        });
+        stream.once("end", () => {
+          if (settled) return;
+          settled = true;
+          controller.close();
+        });
+        stream.on("error", (error) => fail(streamError(error)));
+        stream.once("close", () => {
+          if (!stream.readableEnded) fail(streamError(undefined));
+        });
+        signal?.addEventListener("abort", () => fail(abortReason(signal)), { once: true });
+      },
+      pull() {
+        if (!settled) stream.resume();
+      },
+      cancel() {
+        settled = true;
+        cancelStream();
+      },
+    },
+    new ByteLengthQueuingStrategy({ highWaterMark: BODY_HIGH_WATER_MARK_BYTES }),
+  );
 }
