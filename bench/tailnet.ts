@@ -4,12 +4,16 @@
  * next to the relay tunnel and plain loopback baselines, in one run; and how long a fresh workspace
  * node takes from its preauth key to the first request that works (join → reachable).
  *
+ * First, create → reachable end to end (bench/tailnet/create-to-reachable.ts): an in-process `kiln server --tailnet`
+ * without relay fallback, workspaces from the `local` template, POST → the first ping answered over the tailnet.
+ * That server and its daemons are gone before the rest starts.
+ *
  * One daemon (bench/tailnet/daemon.ts, a child process) serves the relay and its tailnet port. Two
  * workspace nodes front that port (userspace tailscaled forwards inbound tailnet TCP to 127.0.0.1 on the
  * same port): ws-direct, and ws-derp with TS_DEBUG_ALWAYS_USE_DERP=1. `tailscale ping` from both ends
  * checks, before and after the measurements, that the paths really are direct and DERP.
  *
- *   npx tsx bench/tailnet.ts [--quick] [--strict]
+ *   npx tsx bench/tailnet.ts [--quick] [--strict] [--create-only]
  *
  * Needs tailscaled, tailscale and headscale in .tools/bin (node tailnet/scripts/toolchain.mjs).
  * Prints a table, PASS/FAIL per target, and one JSON line last. Exit status is 0 unless something
@@ -41,6 +45,7 @@ import {
 import { megabytesPerSecond, sampleInterleaved, summarize, type Iterations, type Samples, type Summary } from "./lib/measure.ts";
 import { Resources } from "./lib/resources.ts";
 import type { LoopbackPorts } from "./spine/loopback-peer.ts";
+import { measureCreateToReachable, type CreateRun, type CreateSample } from "./tailnet/create-to-reachable.ts";
 import type { DaemonMessage, DaemonStart } from "./tailnet/daemon.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -73,6 +78,8 @@ interface Plan {
   stream: Phase;
   /** Fresh workspace nodes joined after the measurements, besides the two the run uses. */
   extraJoins: number;
+  /** Workspaces created through `kiln server --tailnet`, one at a time. */
+  creates: Iterations;
 }
 
 /** Sized so a full run stays around two minutes on 2 shared cores (the DERP stream is the slow part). */
@@ -82,18 +89,22 @@ const PLANS: Record<"full" | "quick", Plan> = {
     process: { warmup: 10, measured: 100, rounds: 5 },
     stream: { warmup: 1, measured: 5, rounds: 5 },
     extraJoins: 3,
+    creates: { warmup: 1, measured: 5 },
   },
   quick: {
     latency: { warmup: 50, measured: 300, rounds: 3 },
     process: { warmup: 5, measured: 30, rounds: 3 },
     stream: { warmup: 1, measured: 2, rounds: 2 },
     extraJoins: 1,
+    creates: { warmup: 1, measured: 2 },
   },
 };
 
 interface Flags {
   quick: boolean;
   strict: boolean;
+  /** Only the create → reachable phase. */
+  createOnly: boolean;
 }
 
 interface Row {
@@ -131,14 +142,14 @@ interface JoinSample {
 }
 
 function parseFlags(argv: string[]): Flags {
-  const known = new Set(["--quick", "--strict", "--help"]);
+  const known = new Set(["--quick", "--strict", "--create-only", "--help"]);
   const unknown = argv.filter((argument) => !known.has(argument));
   if (argv.includes("--help") || unknown.length > 0) {
     if (unknown.length > 0) process.stderr.write(`unknown argument: ${unknown.join(" ")}\n`);
-    process.stderr.write("usage: npx tsx bench/tailnet.ts [--quick] [--strict]\n");
+    process.stderr.write("usage: npx tsx bench/tailnet.ts [--quick] [--strict] [--create-only]\n");
     process.exit(unknown.length > 0 ? 2 : 0);
   }
-  return { quick: argv.includes("--quick"), strict: argv.includes("--strict") };
+  return { quick: argv.includes("--quick"), strict: argv.includes("--strict"), createOnly: argv.includes("--create-only") };
 }
 
 function machine() {
@@ -327,6 +338,70 @@ function printJoins(joins: JoinSample[]): void {
   );
 }
 
+function printCreates(run: CreateRun): void {
+  const seconds = (value: number) => (value / 1000).toFixed(2);
+  printTable(
+    [`create → reachable (${run.database})`, "POST s", "spawned s", "daemon up s", "relay s", "joined s", "endpoint s", "ready s", "reachable s", "last ping s", "path", "pings"],
+    run.samples.map((sample) => [
+      sample.workspace,
+      seconds(sample.createdMs),
+      seconds(sample.spawnedMs),
+      seconds(sample.daemonMs),
+      seconds(sample.relayMs),
+      seconds(sample.joinedMs),
+      seconds(sample.endpointMs),
+      seconds(sample.readyMs),
+      seconds(sample.reachableMs),
+      seconds(sample.lastPingMs),
+      sample.path,
+      String(sample.pings),
+    ]),
+    new Set([0, 10]),
+  );
+}
+
+/** The create → reachable target, p50/min/max of each step. */
+function createFigures(run: CreateRun) {
+  const of = (pick: (sample: CreateSample) => number) => summarize(run.samples.map(pick));
+  const reachable = of((sample) => sample.reachableMs);
+  const seconds = (value: number) => `${(value / 1000).toFixed(2)} s`;
+  const target: Target = {
+    name: `create → reachable over the tailnet p50 ≤ ${REACHABLE_BUDGET_MS / 1000} s (kiln server --tailnet, relay fallback off)`,
+    pass: reachable.p50 <= REACHABLE_BUDGET_MS,
+    detail: `p50 ${seconds(reachable.p50)}, min ${seconds(reachable.min)}, max ${seconds(reachable.max)} of ${reachable.n}; POST → daemon spawned p50 ${seconds(of((sample) => sample.spawnedMs).p50)}, → daemon up ${seconds(of((sample) => sample.daemonMs).p50)}, → relay ${seconds(of((sample) => sample.relayMs).p50)}, → endpoint ${seconds(of((sample) => sample.endpointMs).p50)}`,
+  };
+  const round = (value: number) => Math.round(value);
+  const json = (summary: Summary) => ({ p50: round(summary.p50), min: round(summary.min), max: round(summary.max) });
+  return {
+    target,
+    json: {
+      database: run.database,
+      n: reachable.n,
+      reachable_ms: json(reachable),
+      spawned_ms: json(of((sample) => sample.spawnedMs)),
+      daemon_ms: json(of((sample) => sample.daemonMs)),
+      relay_ms: json(of((sample) => sample.relayMs)),
+      joined_ms: json(of((sample) => sample.joinedMs)),
+      endpoint_ms: json(of((sample) => sample.endpointMs)),
+      ready_ms: json(of((sample) => sample.readyMs)),
+      samples: run.samples.map((sample) => ({
+        workspace: sample.workspace,
+        created_ms: round(sample.createdMs),
+        spawned_ms: round(sample.spawnedMs),
+        daemon_ms: round(sample.daemonMs),
+        relay_ms: round(sample.relayMs),
+        joined_ms: round(sample.joinedMs),
+        endpoint_ms: round(sample.endpointMs),
+        ready_ms: round(sample.readyMs),
+        reachable_ms: round(sample.reachableMs),
+        last_ping_ms: round(sample.lastPingMs),
+        path: sample.path,
+        pings: sample.pings,
+      })),
+    },
+  };
+}
+
 async function main(resources: Resources, flags: Flags): Promise<boolean> {
   const started = performance.now();
   const plan = flags.quick ? PLANS.quick : PLANS.full;
@@ -336,6 +411,22 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
   console.log(`load average (1 min) ${loadAtStart.toFixed(2)}: other processes on the machine skew everything below`);
   const missing = ["tailscaled", "tailscale", "headscale"].filter((name) => !existsSync(join(bin, name)));
   if (missing.length > 0) throw new Error(`missing ${missing.join(", ")} in ${bin}: run node tailnet/scripts/toolchain.mjs`);
+
+  // First, with the machine to itself: this phase's server and daemons are gone before the rest starts.
+  const creates = await measureCreateToReachable(resources, plan.creates, (line) => process.stderr.write(`${line}\n`));
+  const created = createFigures(creates);
+  if (flags.createOnly) {
+    console.log();
+    printCreates(creates);
+    console.log();
+    console.log(`${created.target.pass ? "PASS" : "FAIL"}  ${created.target.name}: ${created.target.detail}`);
+    const loadAtEnd = os.loadavg()[0] as number;
+    const wallSeconds = since(started) / 1000;
+    console.log(`\n${wallSeconds.toFixed(1)} s wall; load average (1 min) ${loadAtStart.toFixed(2)} → ${loadAtEnd.toFixed(2)}\n`);
+    const load = { start: Math.round(loadAtStart * 1000) / 1000, end: Math.round(loadAtEnd * 1000) / 1000 };
+    console.log(JSON.stringify({ benchmark: "tailnet", phase: "create", quick: flags.quick, machine: host, load_average_1m: load, create_to_reachable: created.json, pass: created.target.pass, wall_s: Math.round(wallSeconds * 10) / 10 }));
+    return created.target.pass;
+  }
 
   const root = resources.temporaryDirectory("kiln-bench-tailnet-");
   const workdir = join(root, "workspace");
@@ -495,12 +586,15 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
       detail: pathChecks.map((paths) => `${paths.derp.path}/${paths.derpReverse.path}`).join(", "),
     },
     { name: "no failed requests", pass: failedRequests === 0, detail: `${failedRequests} failed` },
+    created.target,
   ];
 
   console.log();
   printRows(rows);
   console.log();
   printJoins(joins);
+  console.log();
+  printCreates(creates);
   console.log();
   for (const target of targets) console.log(`${target.pass ? "PASS" : "FAIL"}  ${target.name}: ${target.detail}`);
   const allPass = targets.every((target) => target.pass);
@@ -545,6 +639,7 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
         attempts: join.attempts,
       })),
       join_to_reachable_ms: { n: joinSummary.n, p50: round(joinSummary.p50), max: round(joinSummary.max) },
+      create_to_reachable: created.json,
       paths: { before: jsonPaths(pathsBefore), after: jsonPaths(pathsAfter) },
       targets: targets.map((target) => ({ name: target.name, pass: target.pass, detail: target.detail })),
       pass: allPass,
