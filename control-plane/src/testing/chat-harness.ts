@@ -21,16 +21,29 @@ export interface ChatHarness {
   close(): Promise<void>;
 }
 
+export interface ChatHarnessOptions {
+  provider?: ProviderType;
+  contextWindow?: number;
+  compactionThreshold?: number;
+  chatLeaseMs?: number;
+  /** The provider key the admin configures; the fake's own by default. */
+  apiKey?: string;
+  /** What workspaces get as KILN_URL (e.g. a proxy in front of the server); the server's own address by default. */
+  accessUrl?: string;
+}
+
 /** A real in-process `kiln server` (Postgres, relay, local provisioner, chat worker) talking to a fake LLM. */
-export async function startChatHarness(options: { provider?: ProviderType; contextWindow?: number; compactionThreshold?: number; chatLeaseMs?: number } = {}): Promise<ChatHarness> {
+export async function startChatHarness(options: ChatHarnessOptions = {}): Promise<ChatHarness> {
   const database = await createTestDatabase();
   const fake = await startFakeLlm(options.provider ?? "anthropic");
   const dataDir = temporaryDirectory("kiln-chat-");
   const server = await startServer(parseServerConfig({
     dataDir: dataDir.path, listen: "127.0.0.1:0", postgresUrl: database.url ?? undefined, logLevel: "silent", chatLeaseMs: options.chatLeaseMs,
+    accessUrl: options.accessUrl,
   }), createLogger({ level: process.env.KILN_TEST_LOG ?? "silent" }));
+  // The server's own address, not the access URL: the test's API calls (which carry the provider key) stay off a proxy the workspaces use.
   const call: ChatHarness["call"] = async (method, path, body, token) => {
-    const response = await fetch(`${server.accessUrl}${path}`, {
+    const response = await fetch(`${server.url}${path}`, {
       method,
       headers: { ...(token ? { authorization: `Bearer ${token}` } : {}), ...(body !== undefined ? { "content-type": "application/json" } : {}) },
       body: body !== undefined ? JSON.stringify(body) : undefined,
@@ -42,7 +55,7 @@ export async function startChatHarness(options: { provider?: ProviderType; conte
   const token = bootstrap.body.token as string;
   const authed = (method: string, path: string, body?: unknown) => call(method, path, body, token);
   const provider = await authed("POST", "/api/v1/admin/providers", {
-    name: "fake", type: fake.config.type, base_url: fake.config.baseUrl, api_key: fake.config.apiKey ?? fake.config.secretAccessKey,
+    name: "fake", type: fake.config.type, base_url: fake.config.baseUrl, api_key: options.apiKey ?? fake.config.apiKey ?? fake.config.secretAccessKey,
     ...(fake.config.type === "bedrock" ? { settings: { region: fake.config.region, access_key_id: fake.config.accessKeyId } } : {}),
   });
   if (provider.status !== 201) throw new Error(`provider create failed: ${JSON.stringify(provider.body)}`);
