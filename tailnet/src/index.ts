@@ -4,7 +4,8 @@ export { RelayAgent, type RelayAgentOptions, type RelayAgentState } from "./rela
 export { TailnetTransport, type TailnetEndpoint, type TailnetTransportOptions } from "./tailnet/tailnet-transport.ts";
 export { serveOnTailnet, type TailnetAgentServer, type TailnetAgentServerOptions } from "./tailnet/tailnet-agent-server.ts";
 export { TAILNET_CREDENTIAL_HEADER, createCredential, credentialMatches } from "./tailnet/credential.ts";
-export { Headscale, CONTROL_PLANE_TAG, DAEMON_TAILNET_PORTS, KILN_USER, WORKSPACE_TAG, defaultPolicy, type HeadscaleOptions, type TailnetPolicy } from "./tailscale/headscale.ts";
+export { Headscale, CONTROL_PLANE_TAG, DAEMON_SSH_PORTS, DAEMON_TAILNET_PORTS, KILN_USER, WORKSPACE_TAG, defaultPolicy, deviceUser, ownerTag, type HeadscaleOptions, type TailnetPolicy } from "./tailscale/headscale.ts";
 export { HeadscaleApi, HeadscaleApiError, type Coordinator, type HeadscaleNode, type PreauthKey } from "./tailscale/headscale-api.ts";
 export { TailscaleNode, type PeerPath, type TailscaleBinaries, type TailscaleNodeOptions } from "./tailscale/tailscaled.ts";
 export { findBinaries, TOOLCHAIN_BIN_DIR } from "./tailscale/binaries.ts";
+export { socks5Connect } from "./tailscale/socks5.ts";

@@ -47,7 +47,7 @@ async function main(): Promise<void> {
 
   // When the deployment runs a tailnet, the control plane reaches the daemon over it; the relay stays up as the fallback.
   const tailnet = new TailnetMember({
-    client: controlPlane, handler, stateDir: config.stateDir, binDirs: config.tailscaleBinDir ? [config.tailscaleBinDir] : [],
+    client: controlPlane, handler, ssh, stateDir: config.stateDir, binDirs: config.tailscaleBinDir ? [config.tailscaleBinDir] : [],
     environment: childEnvironment, log: log.child({ module: "tailnet" }),
   });
 

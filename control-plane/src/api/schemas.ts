@@ -151,7 +151,7 @@ export const WorkspaceAgentInfo = z.object({
     directory: z.string().nullable(),
     started_at: z.string().nullable(),
     ready_at: z.string().nullable(),
-    tailnet: z.object({ address: z.string(), port: z.number().int(), joined_at: z.string().nullable() }).nullable().describe("where the agent serves its API on the tailnet; null on the relay only"),
+    tailnet: z.object({ address: z.string(), port: z.number().int(), ssh_port: z.number().int().nullable().describe("SSH for the owner's devices on the tailnet"), joined_at: z.string().nullable() }).nullable().describe("where the agent serves its API on the tailnet; null on the relay only"),
     tailnet_error: z.string().nullable().describe("why the agent could not join the tailnet, as it last reported"),
     scripts: z.array(z.object({
       display_name: z.string(), run_on_start: z.boolean(), run_on_stop: z.boolean(), start_blocks_login: z.boolean(), timeout_seconds: z.number().int(), cron: z.string(),
@@ -195,6 +195,7 @@ export const AgentTailnetJoin = z.object({
   credential: z.string().describe("the control plane presents it on every request (x-kiln-tailnet-credential); refuse requests without it"),
   hostname: z.string(),
   ports: z.object({ first: z.number().int(), last: z.number().int() }).describe("serve the API on the first free port of this range"),
+  ssh_ports: z.object({ first: z.number().int(), last: z.number().int() }).nullable().describe("serve SSH for the owner's devices on the first free port of this range; null: don't"),
   derp_over_http: z.boolean().describe("the DERP server has no TLS (set TS_DEBUG_USE_DERP_HTTP=1)"),
 }).openapi("AgentTailnetJoin");
 
@@ -202,6 +203,7 @@ export const AgentTailnetReport = z.union([
   z.object({
     address: z.ipv4().describe("the daemon's tailnet IPv4 address"),
     port: z.number().int().min(1).max(65_535).describe("the port it serves its API on (from the range the join gave)"),
+    ssh_port: z.number().int().min(1).max(65_535).optional().describe("the port it serves SSH on for its owner's devices (from ssh_ports)"),
   }),
   z.object({ error: z.string().min(1).max(4000).describe("why the daemon could not join; it stays on the relay") }),
 ]).openapi("AgentTailnetReport");
@@ -216,6 +218,14 @@ export const TailnetPing = z.object({
   }).nullable(),
   tailnet_error: z.string().nullable().describe("why the agent is not on the tailnet, as it last reported"),
 }).openapi("TailnetPing");
+
+export const TailnetDeviceKey = z.object({
+  login_server: z.string(),
+  auth_key: z.string().describe("single use; the device joins as your own tailnet user"),
+  expires_at: z.string(),
+  derp_over_http: z.boolean().describe("the DERP server has no TLS (set TS_DEBUG_USE_DERP_HTTP=1 for tailscaled)"),
+  command: z.string().describe("the tailscale up command to run on the device"),
+}).openapi("TailnetDeviceKey");
 
 export const WorkspaceParam = z.object({ workspace: z.string().min(1).openapi({ param: { name: "workspace", in: "path" }, description: "workspace id, name (yours), or owner/name (admins)" }) });
 

@@ -187,6 +187,19 @@ program.command("ping").description("How the control plane reaches a workspace (
     }
   });
 
+program.command("tailnet").description("The deployment's WireGuard tailnet")
+  .command("device-key").description("A single-use key that joins one of your devices to the tailnet; it reaches only your workspaces, over SSH")
+  .addOption(outputOption())
+  .action(async (flags: { output: OutputFormat }) => {
+    const { client } = await session();
+    const key = unwrap(await client.POST("/api/v1/users/me/tailnet-device-key"));
+    if (flags.output === "json") return printJson(key);
+    info(`On the device (key valid until ${key.expires_at}, single use):\n`);
+    process.stdout.write(`${key.command}\n`);
+    if (key.derp_over_http) info("\nThis deployment's DERP server has no TLS: start tailscaled there with TS_DEBUG_USE_DERP_HTTP=1.");
+    info("\nThen 'kiln show <workspace>' prints the ssh command for each of your workspaces.");
+  });
+
 program.command("exec").description("Run a command in a workspace, streaming its output; exits with its exit code")
   .argument("<workspace>", "workspace name")
   .argument("<command...>", "command and arguments (after --)")

@@ -140,6 +140,8 @@ export function registerTemplateCommands(program: Command, session: Session): vo
       const agent = details.agent;
       if (!agent) return;
       process.stdout.write(`  agent ${agent.name}: ${agent.lifecycle_state}${agent.connected ? ", connected" : ", disconnected"}${agent.version ? `, ${agent.version}` : ""}\n`);
+      if (agent.tailnet) process.stdout.write(`    tailnet ${agent.tailnet.address}${agent.tailnet.ssh_port ? `  (from your own devices: ssh -p ${agent.tailnet.ssh_port} ${agent.tailnet.address})` : ""}\n`);
+      else if (agent.tailnet_error) process.stdout.write(`    not on the tailnet: ${agent.tailnet_error}\n`);
       for (const item of agent.metadata) process.stdout.write(`    ${item.display_name}: ${item.error ? `error: ${item.error}` : item.value ?? "(not collected yet)"}\n`);
       for (const run of agent.script_runs.slice(0, 10)) process.stdout.write(`    script ${run.script} (${run.stage}): ${run.status}${run.exit_code !== null ? ` (exit ${run.exit_code})` : ""}\n`);
     });

@@ -303,6 +303,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/v1/users/me/tailnet-device-key": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** A single-use key that joins one of your devices to the tailnet; it reaches only your workspaces, on their SSH ports */
+        post: operations["tailnet.deviceKey"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/v1/users": {
         parameters: {
             query?: never;
@@ -989,6 +1006,11 @@ export interface components {
                 first: number;
                 last: number;
             };
+            /** @description serve SSH for the owner's devices on the first free port of this range; null: don't */
+            ssh_ports: {
+                first: number;
+                last: number;
+            } | null;
             /** @description the DERP server has no TLS (set TS_DEBUG_USE_DERP_HTTP=1) */
             derp_over_http: boolean;
         };
@@ -1000,6 +1022,8 @@ export interface components {
             address: string;
             /** @description the port it serves its API on (from the range the join gave) */
             port: number;
+            /** @description the port it serves SSH on for its owner's devices (from ssh_ports) */
+            ssh_port?: number;
         } | {
             /** @description why the daemon could not join; it stays on the relay */
             error: string;
@@ -1011,6 +1035,16 @@ export interface components {
         CreateTokenRequest: {
             name: string;
             lifetime_seconds?: number;
+        };
+        TailnetDeviceKey: {
+            login_server: string;
+            /** @description single use; the device joins as your own tailnet user */
+            auth_key: string;
+            expires_at: string;
+            /** @description the DERP server has no TLS (set TS_DEBUG_USE_DERP_HTTP=1 for tailscaled) */
+            derp_over_http: boolean;
+            /** @description the tailscale up command to run on the device */
+            command: string;
         };
         CreateUserRequest: {
             /** Format: email */
@@ -1207,6 +1241,8 @@ export interface components {
                 tailnet: {
                     address: string;
                     port: number;
+                    /** @description SSH for the owner's devices on the tailnet */
+                    ssh_port: number | null;
                     joined_at: string | null;
                 } | null;
                 /** @description why the agent could not join the tailnet, as it last reported */
@@ -2175,6 +2211,44 @@ export interface operations {
             };
             /** @description Not authenticated */
             401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    "tailnet.deviceKey": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The key; shown only once */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TailnetDeviceKey"];
+                };
+            };
+            /** @description Not authenticated */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     [name: string]: unknown;
                 };

@@ -168,6 +168,8 @@ export const workspaceAgents = pgTable("workspace_agents", {
   /** Where the daemon serves its API on the tailnet, as it last reported it; null on the relay only. */
   tailnetAddress: text("tailnet_address"),
   tailnetPort: integer("tailnet_port"),
+  /** Where it serves SSH for its owner's devices on the tailnet. */
+  tailnetSshPort: integer("tailnet_ssh_port"),
   /** Why the daemon could not join the tailnet, as it last reported it (cleared when it joins). */
   tailnetError: text("tailnet_error"),
   tailnetJoinedAt: timestamp("tailnet_joined_at", { withTimezone: true }),

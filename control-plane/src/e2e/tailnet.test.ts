@@ -2,7 +2,7 @@ import { execFileSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import http2 from "node:http2";
 import path from "node:path";
-import { Headscale, defaultPolicy, findBinaries } from "@kiln/tailnet";
+import { Headscale, TailscaleNode, defaultPolicy, findBinaries, socks5Connect } from "@kiln/tailnet";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { parseServerConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
@@ -10,7 +10,7 @@ import { startServer, type RunningServer } from "../server/server.ts";
 import { createTestDatabase, type TestDatabase } from "../testing/database.ts";
 import { kiln, killDaemonsOf, startKilnServer, temporaryDirectory, type KilnServerProcess } from "../testing/kiln-process.ts";
 import { freePort } from "../testing/postgres-cluster.ts";
-import { eventually } from "../testing/processes.ts";
+import { eventually, run } from "../testing/processes.ts";
 
 /**
  * `kiln server --tailnet` end to end: an embedded headscale with its DERP and STUN on loopback, the control
@@ -57,6 +57,8 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
   let port: number;
   const dataDir = temporaryDirectory("kiln-tailnet-server-");
   const config = temporaryDirectory("kiln-tailnet-cli-");
+  const eveConfig = temporaryDirectory("kiln-tailnet-eve-");
+  const devices: TailscaleNode[] = [];
   const cli = (args: string[], timeoutMs?: number) => kiln(args, { configDir: config.path, timeoutMs });
   const api = async (method: string, route: string, body?: unknown, as = token) => {
     const response = await fetch(`${url}${route}`, { method, headers: { authorization: `Bearer ${as}`, ...(body ? { "content-type": "application/json" } : {}) }, body: body ? JSON.stringify(body) : undefined });
@@ -89,11 +91,13 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
   }, 180_000);
 
   afterAll(async () => {
+    for (const device of devices) await device.stop();
     await server?.close();
     if (url) killDaemonsOf(url);
     await database?.close();
     dataDir.remove();
     config.remove();
+    eveConfig.remove();
   });
 
   it("the daemon joins and reports its tailnet endpoint; health shows the tailnet", async () => {
@@ -108,7 +112,7 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
     const health = await (await fetch(`${url}/healthz`)).json();
     expect(health).toMatchObject({ status: "ok", tailnet: { mode: "embedded", coordinator: "ok", node: "running" } });
     const nodes = await server.tailnet!.coordinator.listNodes();
-    expect(nodes.find((node) => node.ipAddresses.includes(agent.tailnet.address))?.tags).toEqual(["tag:kiln-workspace"]);
+    expect(nodes.find((node) => node.ipAddresses.includes(agent.tailnet.address))?.tags).toEqual(expect.arrayContaining(["tag:kiln-workspace"]));
   }, 60_000);
 
   it("runs tool calls, exec and SSH over the tailnet (no relay fallback), and kiln ping shows a direct path", async () => {
@@ -157,6 +161,56 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
     // Nothing was lost: the endpoint is unchanged.
     expect((await agentOf("one")).tailnet).toEqual(agent.tailnet);
   }, 60_000);
+
+  it("a user's own device reaches that user's workspaces over SSH (real OpenSSH), and nothing else", async () => {
+    const agent = await eventually(async () => {
+      const current = await agentOf("one");
+      expect(current.tailnet).not.toBeNull();
+      return current;
+    }, 20_000);
+    expect(agent.tailnet.ssh_port).toBeGreaterThanOrEqual(46200);
+    const workspaceNode = (await server.tailnet!.coordinator.listNodes()).find((node) => node.ipAddresses.includes(agent.tailnet.address));
+    expect(workspaceNode?.tags).toEqual(expect.arrayContaining(["tag:kiln-workspace", expect.stringMatching(/^tag:kiln-owner-[0-9a-f]{32}$/)]));
+    const binaries = findBinaries(["tailscaled", "tailscale"]).found as { tailscaled: string; tailscale: string };
+    const joinDevice = async (name: string, configDir: string) => {
+      const issued = await kiln(["tailnet", "device-key", "-o", "json"], { configDir });
+      expect(issued.code, issued.stderr).toBe(0);
+      const key = JSON.parse(issued.stdout) as { login_server: string; auth_key: string; command: string };
+      expect(key.command).toBe(`tailscale up --login-server=${key.login_server} --auth-key=${key.auth_key}`);
+      const node = await TailscaleNode.start({ binaries, stateDir: path.join(dataDir.path, "devices", name), loginServer: key.login_server, authKey: key.auth_key, hostname: name, socks5: true, env: { TS_DEBUG_USE_DERP_HTTP: "1" } });
+      devices.push(node);
+      return node;
+    };
+    const sshVia = (device: TailscaleNode, port: number, timeoutMs: number) => run("ssh", [
+      "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
+      "-o", `ProxyCommand=${binaries.tailscale} --socket ${device.socket} nc %h %p`, "-p", String(port), agent.tailnet.address, "echo from-my-laptop",
+    ], { timeoutMs });
+
+    // Refused by the packet filter: the connection fails or never answers; either way no command runs.
+    const expectNoSession = async (attempt: Promise<{ code: number | null; stdout: string }>) => {
+      const outcome = await attempt.catch((error: Error) => error);
+      if (outcome instanceof Error) expect(outcome.message).toMatch(/timed out/);
+      else expect(outcome).toMatchObject({ code: 255, stdout: "" });
+    };
+    const mine = await joinDevice("my-laptop", config.path);
+    await mine.waitForPeer(agent.tailnet.address);
+    expect(await sshVia(mine, agent.tailnet.ssh_port, 30_000)).toMatchObject({ code: 0, stdout: "from-my-laptop\n" });
+    // Not the daemon's API port: that is the control plane's alone. (The SSH port, through the same proxy, is the
+    // positive control: it answers with its banner.)
+    const banner = await socks5Connect(mine.socks5!, { host: agent.tailnet.address, port: agent.tailnet.ssh_port }, 10_000);
+    expect(await new Promise<string>((resolve) => banner.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8"))))).toMatch(/^SSH-2\.0-/);
+    banner.destroy();
+    await expect(socks5Connect(mine.socks5!, { host: agent.tailnet.address, port: agent.tailnet.port }, 5_000)).rejects.toThrow();
+
+    const created = await api("POST", "/api/v1/users", { email: "eve@example.com", username: "eve", password: "password-123" });
+    expect(created.status, created.text).toBe(201);
+    expect((await kiln(["login", url, "--login", "eve", "--password", "password-123"], { configDir: eveConfig.path })).code).toBe(0);
+    const eves = await joinDevice("eves-laptop", eveConfig.path);
+    // Eve's device is on the tailnet but is not given the workspace at all.
+    const eveSees = Object.values((await eves.status()).Peer ?? {}).flatMap((peer) => peer.TailscaleIPs);
+    expect(eveSees).not.toContain(agent.tailnet.address);
+    await expectNoSession(sshVia(eves, agent.tailnet.ssh_port, 8_000));
+  }, 120_000);
 
   it("recovers when the workspace's tailscaled is killed: the daemon rejoins, the old node is removed", async () => {
     const before = await agentOf("one");

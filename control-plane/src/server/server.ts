@@ -19,6 +19,7 @@ import { InteractiveEndpoints } from "../interactive/index.ts";
 import { createSecretBox, loadServerKey } from "../secrets/index.ts";
 import { ControlPlaneTailnet } from "../tailnet/index.ts";
 import { WorkspaceTunnel } from "../tailnet/tunnel.ts";
+import { users } from "../db/schema.ts";
 import { version } from "../version.ts";
 
 export const daemonBin = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../../workspace-daemon/bin/kiln-daemon.mjs");
@@ -58,7 +59,8 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   let tailnet: ControlPlaneTailnet | undefined;
   if (config.tailnet) {
     try {
-      tailnet = await ControlPlaneTailnet.start(config, { serverKey, log: log.child({ module: "tailnet" }) });
+      const ownerIds = (await database.db.select({ id: users.id }).from(users)).map((user) => user.id);
+      tailnet = await ControlPlaneTailnet.start(config, { serverKey, log: log.child({ module: "tailnet" }), ownerIds });
     } catch (error) {
       await relay.close();
       await database.close();

@@ -4,6 +4,7 @@ import os from "node:os";
 import path from "node:path";
 import {
   CONTROL_PLANE_TAG,
+  DAEMON_SSH_PORTS,
   DAEMON_TAILNET_PORTS,
   Headscale,
   HeadscaleApi,
@@ -13,7 +14,9 @@ import {
   TailscaleNode,
   WORKSPACE_TAG,
   defaultPolicy,
+  deviceUser,
   findBinaries,
+  ownerTag,
   type Coordinator,
   type PeerPath,
   type TailscaleBinaries,
@@ -31,6 +34,8 @@ export interface TailnetJoin {
   hostname: string;
   /** Serve the API on the first free port in this range (the ACL policy allows exactly these). */
   ports: { first: number; last: number };
+  /** Serve SSH for the owner's own devices on the first free port in this range; null when the coordination server is external. */
+  ssh_ports: { first: number; last: number } | null;
   /** Loopback/plain-HTTP DERP (the embedded headscale without TLS) needs TS_DEBUG_USE_DERP_HTTP=1. */
   derp_over_http: boolean;
 }
@@ -59,10 +64,14 @@ export class ControlPlaneTailnet {
   #node: TailscaleNode;
   #restarts = 0;
   #closed = false;
+  /** Owners (user keys) the embedded policy has a tag and a device rule for; changes are applied one at a time. */
+  readonly #owners: Set<string>;
+  #policyUpdate: Promise<void> = Promise.resolve();
   /** Per peer address: settles once the control plane's node has the peer in its netmap with a way to reach it. */
   readonly #peers = new Map<string, Promise<void>>();
 
-  private constructor(init: { coordinator: Coordinator; embedded?: Headscale; binaries: TailscaleBinaries; serverKey: Buffer; stateDir: string; log: Logger; node: TailscaleNode }) {
+  private constructor(init: { coordinator: Coordinator; embedded?: Headscale; binaries: TailscaleBinaries; serverKey: Buffer; stateDir: string; log: Logger; node: TailscaleNode; owners: string[] }) {
+    this.#owners = new Set(init.owners);
     this.coordinator = init.coordinator;
     this.#embedded = init.embedded;
     this.mode = init.embedded ? "embedded" : "external";
@@ -76,7 +85,9 @@ export class ControlPlaneTailnet {
     this.#supervise();
   }
 
-  static async start(config: ServerConfig, deps: { serverKey: Buffer; log: Logger }): Promise<ControlPlaneTailnet> {
+  /** `ownerIds`: the deployment's users, whose devices the embedded policy lets reach their own workspaces. */
+  static async start(config: ServerConfig, deps: { serverKey: Buffer; log: Logger; ownerIds: string[] }): Promise<ControlPlaneTailnet> {
+    const owners = deps.ownerIds.map(ownerKey);
     const log = deps.log;
     const external = config.tailnetApiKey !== undefined;
     if (external && !config.tailnetUrl) throw new Error("KILN_TAILNET_API_KEY is set but KILN_TAILNET_URL is not: an external headscale needs both");
@@ -111,7 +122,7 @@ export class ControlPlaneTailnet {
       embedded = await Headscale.start({
         binary: found.headscale!,
         dataDir: path.join(stateDir, "headscale"),
-        policy: defaultPolicy(DAEMON_TAILNET_PORTS),
+        policy: defaultPolicy(DAEMON_TAILNET_PORTS, { owners }),
         listenHost: host || "0.0.0.0",
         listenPort: port || picked?.listen,
         stunPort: stunPort || picked?.stun,
@@ -125,7 +136,7 @@ export class ControlPlaneTailnet {
     try {
       const node = await startNode({ coordinator, binaries, stateDir, socks5: true });
       log.info({ mode: embedded ? "embedded" : "external", coordinator: coordinator.url, address: node.ipv4 }, "tailnet ready");
-      return new ControlPlaneTailnet({ coordinator, embedded, binaries, serverKey: deps.serverKey, stateDir, log, node });
+      return new ControlPlaneTailnet({ coordinator, embedded, binaries, serverKey: deps.serverKey, stateDir, log, node, owners });
     } catch (error) {
       await embedded?.stop();
       throw error;
@@ -137,16 +148,48 @@ export class ControlPlaneTailnet {
     return createHmac("sha256", this.#serverKey).update(`kiln-tailnet-credential:${agentId}`).digest("base64url");
   }
 
-  async joinFor(agent: { id: string; workspaceName: string }): Promise<TailnetJoin> {
-    const key = await this.coordinator.createPreauthKey({ tags: [WORKSPACE_TAG], ephemeral: true, reusable: false, expiresInMs: 10 * 60_000 });
+  async joinFor(agent: { id: string; workspaceName: string; ownerId: string }): Promise<TailnetJoin> {
+    const owner = ownerKey(agent.ownerId);
+    // An external headscale's policy is its operator's: only the tags Kiln needs there are used.
+    const tags = this.mode === "embedded" ? [WORKSPACE_TAG, ownerTag(owner)] : [WORKSPACE_TAG];
+    if (this.mode === "embedded") await this.#ensureOwner(owner);
+    const key = await this.coordinator.createPreauthKey({ tags, ephemeral: true, reusable: false, expiresInMs: 10 * 60_000 });
     return {
       login_server: this.coordinator.url,
       auth_key: key.key,
       credential: this.credentialFor(agent.id),
       hostname: hostnameOf(`${agent.workspaceName}-${agent.id.slice(0, 8)}`),
       ports: { ...DAEMON_TAILNET_PORTS },
+      ssh_ports: this.mode === "embedded" ? { ...DAEMON_SSH_PORTS } : null,
       derp_over_http: this.coordinator.url.startsWith("http://"),
     };
+  }
+
+  /**
+   * A key for one of a user's own devices (laptop, IDE host): it joins as the user's device user, which the
+   * policy lets reach only that user's workspaces, on their SSH ports. Embedded coordination only.
+   */
+  async deviceKey(user: { id: string }): Promise<{ login_server: string; auth_key: string; expires_at: string; derp_over_http: boolean }> {
+    if (this.mode !== "embedded") throw new Error("device keys need the embedded headscale; with an external one, add devices there");
+    const owner = ownerKey(user.id);
+    await this.#ensureOwner(owner);
+    const expiresInMs = 60 * 60_000;
+    const key = await this.coordinator.createPreauthKey({ tags: [], user: deviceUser(owner), ephemeral: false, reusable: false, expiresInMs });
+    return { login_server: this.coordinator.url, auth_key: key.key, expires_at: new Date(Date.now() + expiresInMs).toISOString(), derp_over_http: this.coordinator.url.startsWith("http://") };
+  }
+
+  /** Adds an owner's tag and device rule to the embedded policy (before a key carrying the tag is made). */
+  #ensureOwner(owner: string): Promise<void> {
+    if (this.#owners.has(owner)) return this.#policyUpdate;
+    const update = this.#policyUpdate.catch(() => undefined).then(async () => {
+      if (this.#owners.has(owner)) return;
+      const owners = [...this.#owners, owner];
+      await this.coordinator.setPolicy(defaultPolicy(DAEMON_TAILNET_PORTS, { owners }));
+      this.#owners.add(owner);
+      this.#log.info({ owners: owners.length }, "tailnet policy updated for a new owner");
+    });
+    this.#policyUpdate = update;
+    return update;
   }
 
   /** Makes a daemon's reported endpoint the one this replica dials. */
@@ -254,6 +297,11 @@ function readPorts(file: string): { listen: number; stun: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** An owner's key in tags and headscale user names: the user id's hex digits. */
+function ownerKey(userId: string): string {
+  return userId.replace(/-/g, "").toLowerCase();
 }
 
 /** A DNS label: lower-case letters, digits and dashes, at most 63 characters. */

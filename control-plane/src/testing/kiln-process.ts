@@ -76,7 +76,7 @@ export function kiln(args: string[], options: { configDir: string; env?: Record<
   });
 }
 
-/** Kills every kiln-daemon whose environment points at `url` (cleanup after a test). */
+/** Kills every kiln-daemon whose environment points at `url`, with its children (cleanup after a test). */
 export function killDaemonsOf(url: string): number {
   let killed = 0;
   for (const entry of readdirSync("/proc")) {
@@ -84,7 +84,12 @@ export function killDaemonsOf(url: string): number {
     try {
       const environment = readFileSync(`/proc/${entry}/environ`, "utf8").split("\0");
       if (environment.includes(`KILN_URL=${url}`)) {
-        process.kill(Number(entry), "SIGKILL");
+        // The whole group when the daemon leads one (the local provisioner starts it detached): its tailscaled too.
+        try {
+          process.kill(-Number(entry), "SIGKILL");
+        } catch {
+          process.kill(Number(entry), "SIGKILL");
+        }
         killed++;
       }
     } catch {

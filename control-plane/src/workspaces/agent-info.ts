@@ -32,7 +32,7 @@ export async function agentInfo(db: Database, connectivity: Connectivity, actor:
       directory: config?.directory ?? agent.directory,
       started_at: agent.startedAt?.toISOString() ?? null,
       ready_at: agent.readyAt?.toISOString() ?? null,
-      tailnet: agent.tailnetAddress && agent.tailnetPort ? { address: agent.tailnetAddress, port: agent.tailnetPort, joined_at: agent.tailnetJoinedAt?.toISOString() ?? null } : null,
+      tailnet: agent.tailnetAddress && agent.tailnetPort ? { address: agent.tailnetAddress, port: agent.tailnetPort, ssh_port: agent.tailnetSshPort, joined_at: agent.tailnetJoinedAt?.toISOString() ?? null } : null,
       tailnet_error: agent.tailnetError,
       scripts: (config?.scripts ?? []).map((script) => ({
         display_name: script.display_name, run_on_start: script.run_on_start, run_on_stop: script.run_on_stop,

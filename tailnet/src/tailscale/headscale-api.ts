@@ -2,11 +2,13 @@
 export interface Coordinator {
   readonly url: string;
   /** A key that joins one node (unless reusable) with `tags`; ephemeral nodes are removed when they go away. */
-  createPreauthKey(options: { tags: string[]; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey>;
+  createPreauthKey(options: { tags: string[]; user?: string; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey>;
   listNodes(): Promise<HeadscaleNode[]>;
   deleteNode(id: string): Promise<void>;
   /** Deletes every node holding `address`; returns how many were deleted. */
   deleteNodesByAddress(address: string): Promise<number>;
+  /** Replaces the ACL policy (headscale's database policy mode). */
+  setPolicy(policy: object): Promise<void>;
   /** Whether the coordination server answers; never throws. */
   healthy(): Promise<boolean>;
 }
@@ -41,18 +43,18 @@ export class HeadscaleApi implements Coordinator {
   readonly url: string;
   readonly #apiKey: string;
   readonly #user: string;
-  #userId: Promise<string> | undefined;
+  readonly #userIds = new Map<string, Promise<string>>();
 
-  /** `user` owns the preauth keys Kiln creates (and, through tagOwners, its tags); it is created when missing. */
+  /** `user` owns the preauth keys Kiln creates (and, through tagOwners, its tags) unless a key names another; users are created when missing. */
   constructor(options: { url: string; apiKey: string; user: string }) {
     this.url = options.url.replace(/\/$/, "");
     this.#apiKey = options.apiKey;
     this.#user = options.user;
   }
 
-  async createPreauthKey(options: { tags: string[]; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey> {
+  async createPreauthKey(options: { tags: string[]; user?: string; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey> {
     const body = {
-      user: await this.#ensureUser(),
+      user: await this.#ensureUser(options.user ?? this.#user),
       reusable: options.reusable ?? false,
       ephemeral: options.ephemeral ?? true,
       expiration: new Date(Date.now() + (options.expiresInMs ?? 10 * 60_000)).toISOString(),
@@ -83,6 +85,10 @@ export class HeadscaleApi implements Coordinator {
     return nodes.length;
   }
 
+  async setPolicy(policy: object): Promise<void> {
+    await this.#call("PUT", "/api/v1/policy", { policy: JSON.stringify(policy, null, 2) });
+  }
+
   async healthy(): Promise<boolean> {
     try {
       return (await fetch(`${this.url}/health`, { signal: AbortSignal.timeout(3000) })).ok;
@@ -91,24 +97,26 @@ export class HeadscaleApi implements Coordinator {
     }
   }
 
-  #ensureUser(): Promise<string> {
-    this.#userId ??= (async () => {
-      const find = async () => (await this.#call<{ users?: { id: string; name: string }[] }>("GET", `/api/v1/user?name=${encodeURIComponent(this.#user)}`)).users?.find((user) => user.name === this.#user);
-      const existing = await find();
-      if (existing) return String(existing.id);
-      try {
-        return String((await this.#call<{ user: { id: string } }>("POST", "/api/v1/user", { name: this.#user })).user.id);
-      } catch (error) {
-        // Another replica may have created it first.
-        const raced = await find();
-        if (raced) return String(raced.id);
-        throw error;
-      }
-    })().catch((error: unknown) => {
-      this.#userId = undefined;
-      throw error;
-    });
-    return this.#userId;
+  #ensureUser(name: string): Promise<string> {
+    let id = this.#userIds.get(name);
+    if (!id) {
+      id = (async () => {
+        const find = async () => (await this.#call<{ users?: { id: string; name: string }[] }>("GET", `/api/v1/user?name=${encodeURIComponent(name)}`)).users?.find((user) => user.name === name);
+        const existing = await find();
+        if (existing) return String(existing.id);
+        try {
+          return String((await this.#call<{ user: { id: string } }>("POST", "/api/v1/user", { name })).user.id);
+        } catch (error) {
+          // Another replica may have created it first.
+          const raced = await find();
+          if (raced) return String(raced.id);
+          throw error;
+        }
+      })();
+      this.#userIds.set(name, id);
+      id.catch(() => this.#userIds.delete(name));
+    }
+    return id;
   }
 
   async #call<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {

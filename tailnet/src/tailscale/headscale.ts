@@ -15,16 +15,39 @@ export const WORKSPACE_TAG = "tag:kiln-workspace";
 export const KILN_USER = "kiln";
 
 /**
- * Kiln's policy: the control plane reaches every workspace daemon's API port; nothing else is allowed,
- * so workspaces cannot reach each other (Tailscale ACLs deny by default).
+ * Kiln's policy. The control plane reaches every workspace daemon's API port. Each owner's devices (nodes of the
+ * headscale user `deviceUser(owner)`) reach that owner's workspaces (tagged `ownerTag(owner)`) on the SSH ports.
+ * Nothing else is allowed: Tailscale ACLs deny by default, so workspaces cannot reach each other.
  */
-export function defaultPolicy(daemonPorts: number[] | { first: number; last: number } = DAEMON_TAILNET_PORTS): TailnetPolicy {
+export function defaultPolicy(daemonPorts: number[] | { first: number; last: number } = DAEMON_TAILNET_PORTS, options: { owners?: string[]; sshPorts?: { first: number; last: number } } = {}): TailnetPolicy {
   const ports = Array.isArray(daemonPorts) ? daemonPorts.join(",") : `${daemonPorts.first}-${daemonPorts.last}`;
+  const ssh = options.sshPorts ?? DAEMON_SSH_PORTS;
+  const owners = [...new Set(options.owners ?? [])].sort();
   return {
-    tagOwners: { [CONTROL_PLANE_TAG]: [`${KILN_USER}@`], [WORKSPACE_TAG]: [`${KILN_USER}@`] },
-    acls: [{ action: "accept", src: [CONTROL_PLANE_TAG], dst: [`${WORKSPACE_TAG}:${ports}`] }],
+    tagOwners: {
+      [CONTROL_PLANE_TAG]: [`${KILN_USER}@`],
+      [WORKSPACE_TAG]: [`${KILN_USER}@`],
+      ...Object.fromEntries(owners.map((owner) => [ownerTag(owner), [`${KILN_USER}@`]])),
+    },
+    acls: [
+      { action: "accept", src: [CONTROL_PLANE_TAG], dst: [`${WORKSPACE_TAG}:${ports}`] },
+      ...owners.map((owner) => ({ action: "accept" as const, src: [`${deviceUser(owner)}@`], dst: [`${ownerTag(owner)}:${ssh.first}-${ssh.last}`] })),
+    ],
   };
 }
+
+/** The tag of an owner's workspaces; `owner` is a key of letters and digits (Kiln uses the user id without dashes). */
+export function ownerTag(owner: string): string {
+  return `tag:kiln-owner-${owner}`;
+}
+
+/** The headscale user an owner's own devices join as. */
+export function deviceUser(owner: string): string {
+  return `kiln-user-${owner}`;
+}
+
+/** The TCP ports a daemon may serve SSH on for its owner's devices (same forwarding as the API ports). */
+export const DAEMON_SSH_PORTS = { first: 46200, last: 46299 } as const;
 
 /**
  * The TCP ports a daemon may serve its API on over the tailnet. Userspace tailscaled forwards inbound tailnet
@@ -84,10 +107,8 @@ export class Headscale implements Coordinator {
     // A wildcard listen address is reached on loopback from here.
     const url = `http://${listenHost === "0.0.0.0" || listenHost === "::" ? "127.0.0.1" : listenHost}:${listenPort}`;
     const serverUrl = options.serverUrl ?? url;
-    const policyPath = path.join(options.dataDir, "policy.json");
-    writeFileSync(policyPath, `${JSON.stringify(options.policy, null, 2)}\n`);
     const configPath = path.join(options.dataDir, "config.yaml");
-    writeFileSync(configPath, headscaleConfig({ dataDir: options.dataDir, url: serverUrl, listenAddress: `${options.listenHost ?? "127.0.0.1"}:${listenPort}`, stunAddress: `${options.stunHost ?? options.listenHost ?? "127.0.0.1"}:${stunPort}`, derpIpv4: options.derpIpv4 ?? "127.0.0.1", metricsPort, grpcPort, policyPath }));
+    writeFileSync(configPath, headscaleConfig({ dataDir: options.dataDir, url: serverUrl, listenAddress: `${options.listenHost ?? "127.0.0.1"}:${listenPort}`, stunAddress: `${options.stunHost ?? options.listenHost ?? "127.0.0.1"}:${stunPort}`, derpIpv4: options.derpIpv4 ?? "127.0.0.1", metricsPort, grpcPort }));
     const managed = new ManagedProcess(options.binary, ["-c", configPath, "serve"], { ...process.env, ...options.env });
     try {
       await waitFor(
@@ -100,6 +121,7 @@ export class Headscale implements Coordinator {
       const created = (await run(options.binary, ["-c", configPath, "apikeys", "create", "--expiration", "8760h", "-o", "json", "--force"])).trim();
       const apiKey = created.startsWith("\"") ? (JSON.parse(created) as string) : created;
       const api = new HeadscaleApi({ url, apiKey, user: KILN_USER });
+      await api.setPolicy(options.policy);
       return new Headscale(serverUrl, url, `${options.stunHost ?? options.listenHost ?? "127.0.0.1"}:${stunPort}`, managed, api);
     } catch (error) {
       await managed.stop();
@@ -116,12 +138,16 @@ export class Headscale implements Coordinator {
     return this.#process.output;
   }
 
-  createPreauthKey(options: { tags: string[]; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey> {
+  createPreauthKey(options: { tags: string[]; user?: string; ephemeral?: boolean; reusable?: boolean; expiresInMs?: number }): Promise<PreauthKey> {
     return this.#api.createPreauthKey(options);
   }
 
   listNodes(): Promise<HeadscaleNode[]> {
     return this.#api.listNodes();
+  }
+
+  setPolicy(policy: TailnetPolicy): Promise<void> {
+    return this.#api.setPolicy(policy);
   }
 
   deleteNode(id: string): Promise<void> {
@@ -141,7 +167,7 @@ export class Headscale implements Coordinator {
   }
 }
 
-function headscaleConfig(options: { dataDir: string; url: string; listenAddress: string; stunAddress: string; derpIpv4: string; metricsPort: number; grpcPort: number; policyPath: string }): string {
+function headscaleConfig(options: { dataDir: string; url: string; listenAddress: string; stunAddress: string; derpIpv4: string; metricsPort: number; grpcPort: number }): string {
   const file = (name: string) => JSON.stringify(path.join(options.dataDir, name));
   // JSON is valid YAML; quoting every path keeps odd characters harmless.
   return `# Written by Kiln for its embedded headscale.
@@ -190,9 +216,9 @@ database:
 log:
   level: warn
   format: text
+# In the database, set through the API: Kiln changes it (new owners) and it applies at once.
 policy:
-  mode: file
-  path: ${JSON.stringify(options.policyPath)}
+  mode: database
 dns:
   magic_dns: false
   base_domain: kiln.internal

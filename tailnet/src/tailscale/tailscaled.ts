@@ -86,6 +86,11 @@ export class TailscaleNode {
     return this.#process?.running ?? false;
   }
 
+  /** tailscaled's control socket (for `tailscale --socket … nc`, e.g. as an SSH ProxyCommand). */
+  get socket(): string {
+    return this.#socket;
+  }
+
   /** Settles when tailscaled exits (at once when it never started). */
   get exited(): Promise<unknown> {
     return this.#process?.exited ?? Promise.resolve(null);

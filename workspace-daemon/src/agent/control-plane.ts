@@ -58,7 +58,7 @@ export class ControlPlaneClient {
   }
 
   /** Where the daemon serves on the tailnet, or why it could not join. */
-  async reportTailnet(body: { address: string; port: number } | { error: string }): Promise<void> {
+  async reportTailnet(body: { address: string; port: number; ssh_port?: number } | { error: string }): Promise<void> {
     const response = await fetch(`${this.options.url}/api/v1/agent/tailnet`, {
       method: "POST",
       headers: { authorization: `Bearer ${this.options.token}`, "content-type": "application/json" },
@@ -87,6 +87,7 @@ export interface TailnetJoin {
   credential: string;
   hostname: string;
   ports: { first: number; last: number };
+  ssh_ports: { first: number; last: number } | null;
   derp_over_http: boolean;
 }
 

@@ -1,5 +1,7 @@
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import net from "node:net";
 import { join } from "node:path";
+import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { TailscaleNode, findBinaries, serveOnTailnet, type TailnetAgentServer } from "@kiln/tailnet";
 import type { Logger } from "pino";
@@ -10,6 +12,8 @@ export interface TailnetMemberOptions {
   /** The daemon's API (with its byte streams), served on the tailnet port behind the control plane's credential. */
   handler: (request: Http2ServerRequest, response: Http2ServerResponse) => void;
   stateDir: string;
+  /** The daemon's SSH server: served on the tailnet for the owner's own devices when the control plane asks. */
+  ssh?: { accept(socket: Duplex): void };
   /** Extra places to look for tailscaled and tailscale before PATH. */
   binDirs: string[];
   /** tailscaled's environment: the workspace's, without the daemon's own settings. */
@@ -29,6 +33,7 @@ export class TailnetMember {
   readonly #options: TailnetMemberOptions;
   #state: TailnetMemberState = "joining";
   #server: TailnetAgentServer | undefined;
+  #sshListener: net.Server | undefined;
   #node: TailscaleNode | undefined;
   #loop: Promise<void> | undefined;
   #stopping = false;
@@ -51,6 +56,7 @@ export class TailnetMember {
     this.#stopped.abort();
     await this.#node?.stop();
     await this.#server?.close();
+    await new Promise<void>((resolve) => (this.#sshListener ? this.#sshListener.close(() => resolve()) : resolve()));
     await this.#loop;
     this.#state = "stopped";
   }
@@ -87,6 +93,7 @@ export class TailnetMember {
       }
       try {
         this.#server ??= await this.#listen(material);
+        if (material.ssh_ports && this.#options.ssh) this.#sshListener ??= await this.#listenSsh(material.ssh_ports, this.#options.ssh);
         const node = await TailscaleNode.start({
           binaries: { tailscaled: binaries.found.tailscaled!, tailscale: binaries.found.tailscale! },
           stateDir: join(this.#options.stateDir, "tailscale"),
@@ -98,9 +105,11 @@ export class TailnetMember {
         });
         this.#node = node;
         if (this.#stopping) break;
-        await client.reportTailnet({ address: node.ipv4, port: this.#server.port });
+        const sshAddress = this.#sshListener?.address();
+        const sshPort = typeof sshAddress === "object" && sshAddress ? sshAddress.port : undefined;
+        await client.reportTailnet({ address: node.ipv4, port: this.#server.port, ...(sshPort ? { ssh_port: sshPort } : {}) });
         this.#state = "joined";
-        log.info({ address: node.ipv4, port: this.#server.port }, "joined the tailnet");
+        log.info({ address: node.ipv4, port: this.#server.port, sshPort }, "joined the tailnet");
         delay = 500;
         await node.exited;
         if (this.#stopping) break;
@@ -127,6 +136,26 @@ export class TailnetMember {
       }
     }
     throw new Error(`no free port in ${first}-${last} to serve the tailnet API on`);
+  }
+
+  /**
+   * SSH for the owner's devices: the ACL policy lets only them reach these ports over the tailnet, and a process in
+   * the workspace that connects on loopback gains nothing it does not already have.
+   */
+  async #listenSsh(ports: { first: number; last: number }, ssh: { accept(socket: Duplex): void }): Promise<net.Server> {
+    for (let port = ports.first; port <= ports.last; port++) {
+      const server = net.createServer((socket) => ssh.accept(socket));
+      try {
+        await new Promise<void>((resolve, reject) => {
+          server.once("error", reject);
+          server.listen(port, "127.0.0.1", () => resolve());
+        });
+        return server;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EADDRINUSE") throw error;
+      }
+    }
+    throw new Error(`no free port in ${ports.first}-${ports.last} to serve SSH on`);
   }
 
   async #pause(ms: number): Promise<void> {

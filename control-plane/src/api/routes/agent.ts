@@ -8,7 +8,7 @@ import * as Agents from "../../agents/index.ts";
 import { createDaemonBundler } from "../../agents/daemon-bundle.ts";
 import * as AgentDuties from "../../agents/duties.ts";
 import { unixInitScript } from "../../agents/init-script.ts";
-import { DAEMON_TAILNET_PORTS } from "@kiln/tailnet";
+import { DAEMON_SSH_PORTS, DAEMON_TAILNET_PORTS } from "@kiln/tailnet";
 import { users, workspaceAgents, workspaces } from "../../db/schema.ts";
 import { ConflictError, KilnError, NotFoundError, UnauthorizedError, ValidationError } from "../../errors.ts";
 import { createRouter } from "../app.ts";
@@ -78,8 +78,9 @@ export function agentRoutes(deps: AppDeps) {
   }), async (c) => {
     const agent = get(c as never);
     if (!deps.tailnet) throw new ConflictError("tailnet_disabled", "this deployment has no tailnet; stay on the relay");
-    const [workspace] = await db.select({ name: workspaces.name }).from(workspaces).where(eq(workspaces.id, agent.workspaceId));
-    const join = await deps.tailnet.joinFor({ id: agent.id, workspaceName: workspace?.name ?? "workspace" });
+    const [workspace] = await db.select({ name: workspaces.name, ownerId: workspaces.ownerId }).from(workspaces).where(eq(workspaces.id, agent.workspaceId));
+    if (!workspace) throw new UnauthorizedError("the agent's workspace is gone");
+    const join = await deps.tailnet.joinFor({ id: agent.id, workspaceName: workspace.name, ownerId: workspace.ownerId });
     deps.log.info({ agentId: agent.id, workspaceId: agent.workspaceId }, "agent tailnet key issued");
     return c.json(join, 200);
   });
@@ -95,19 +96,20 @@ export function agentRoutes(deps: AppDeps) {
     const body = c.req.valid("json");
     if ("error" in body) {
       // The daemon reports this when (re)joining failed: any endpoint it had is gone with its old node.
-      await db.update(workspaceAgents).set({ tailnetError: body.error, tailnetAddress: null, tailnetPort: null }).where(eq(workspaceAgents.id, agent.id));
+      await db.update(workspaceAgents).set({ tailnetError: body.error, tailnetAddress: null, tailnetPort: null, tailnetSshPort: null }).where(eq(workspaceAgents.id, agent.id));
       deps.tailnet.transport.unregister(agent.id);
       if (agent.tailnetAddress) void deps.tailnet.removeNodes([agent.tailnetAddress]);
       deps.log.warn({ agentId: agent.id, error: body.error }, "agent could not join the tailnet");
       return c.body(null, 204);
     }
-    const { first, last } = DAEMON_TAILNET_PORTS;
-    if (body.port < first || body.port > last) {
-      const reason = `must be in ${first}-${last}, the range the ACL policy allows`;
-      throw new ValidationError(`port: ${reason}`, { field: "port", reason });
+    for (const [field, value, range] of [["port", body.port, DAEMON_TAILNET_PORTS], ["ssh_port", body.ssh_port, DAEMON_SSH_PORTS]] as const) {
+      if (value !== undefined && (value < range.first || value > range.last)) {
+        const reason = `must be in ${range.first}-${range.last}, the range the ACL policy allows`;
+        throw new ValidationError(`${field}: ${reason}`, { field, reason });
+      }
     }
-    await db.update(workspaceAgents).set({ tailnetAddress: body.address, tailnetPort: body.port, tailnetError: null, tailnetJoinedAt: new Date() }).where(eq(workspaceAgents.id, agent.id));
-    deps.tailnet.register(agent.id, body);
+    await db.update(workspaceAgents).set({ tailnetAddress: body.address, tailnetPort: body.port, tailnetSshPort: body.ssh_port ?? null, tailnetError: null, tailnetJoinedAt: new Date() }).where(eq(workspaceAgents.id, agent.id));
+    deps.tailnet.register(agent.id, { address: body.address, port: body.port });
     // A daemon that rejoined (its tailscaled restarted) left its old node behind.
     if (agent.tailnetAddress && agent.tailnetAddress !== body.address) void deps.tailnet.removeNodes([agent.tailnetAddress]);
     deps.log.info({ agentId: agent.id, address: body.address, port: body.port }, "agent joined the tailnet");

@@ -3,11 +3,11 @@ import type { MiddlewareHandler } from "hono";
 import type { Context } from "hono";
 import { deleteCookie, getCookie, setCookie } from "hono/cookie";
 import * as Auth from "../../auth/index.ts";
-import { KilnError, UnauthorizedError } from "../../errors.ts";
+import { ConflictError, KilnError, UnauthorizedError } from "../../errors.ts";
 import * as Users from "../../users/index.ts";
 import { createRouter } from "../app.ts";
 import type { AppDeps, AppEnv } from "../context.ts";
-import { BootstrapRequest, CreateTokenRequest, errorResponses, json, LoginRequest, SessionResponse, TokenResponse, User } from "../schemas.ts";
+import { BootstrapRequest, CreateTokenRequest, errorResponses, json, LoginRequest, SessionResponse, TailnetDeviceKey, TokenResponse, User } from "../schemas.ts";
 
 export const SESSION_COOKIE = "kiln_session";
 /**
@@ -144,6 +144,20 @@ export function sessionRoutes(deps: AppDeps) {
   }), async (c) => {
     await Auth.revokeToken(db, c.get("actor"), c.req.valid("param").id);
     return c.body(null, 204);
+  });
+
+  authenticated.openapi(createRoute({
+    method: "post", path: "/users/me/tailnet-device-key", operationId: "tailnet.deviceKey", tags: ["users"], security: [{ bearer: [] }],
+    summary: "A single-use key that joins one of your devices to the tailnet; it reaches only your workspaces, on their SSH ports",
+    responses: { 201: json(TailnetDeviceKey, "The key; shown only once"), 401: errorResponses[401], 409: errorResponses[409] },
+  }), async (c) => {
+    const tailnet = deps.tailnet;
+    if (!tailnet) throw new ConflictError("tailnet_disabled", "this deployment runs no tailnet (start the server with --tailnet)");
+    if (tailnet.mode !== "embedded") throw new ConflictError("tailnet_external", "the tailnet's coordination server is external: ask its operator to add your device");
+    const actor = c.get("actor");
+    const key = await tailnet.deviceKey({ id: actor.user.id });
+    deps.log.info({ userId: actor.user.id }, "tailnet device key issued");
+    return c.json({ ...key, command: `tailscale up --login-server=${key.login_server} --auth-key=${key.auth_key}` }, 201);
   });
 
   return authenticated;
