@@ -13,8 +13,10 @@ export type LocalState = z.infer<typeof LocalState>;
 export interface LocalProvisionerOptions {
   /** Workspaces live in <dataDir>/workspaces/<id>. */
   dataDir: string;
-  /** argv that starts kiln-daemon, e.g. [process.execPath, ".../kiln-daemon.mjs"]. */
-  daemonCommand: string[];
+  /** argv that starts kiln-daemon, e.g. [process.execPath, ".../kiln-daemon.mjs"], or how to get it (asked at each start). */
+  daemonCommand: string[] | (() => Promise<string[]>);
+  /** Extra variables for the daemon (not its children: the daemon drops KILN_* from theirs). */
+  daemonEnvironment?: Record<string, string>;
   /** How long a daemon gets to shut down before SIGKILL. */
   stopTimeoutMs?: number;
 }
@@ -54,7 +56,9 @@ export function createLocalProvisioner(options: LocalProvisionerOptions): Provis
         if (!request.agentToken) throw new ProvisionError("start build has no agent token");
         const logFile = path.join(directory, "daemon.log");
         request.log({ level: "info", stage: "start", output: `starting kiln-daemon in ${home}` });
-        const pid = startDaemon(options.daemonCommand, home, logFile, {
+        const command = typeof options.daemonCommand === "function" ? await options.daemonCommand() : options.daemonCommand;
+        const pid = startDaemon(command, home, logFile, {
+          ...options.daemonEnvironment,
           KILN_AGENT_TOKEN: request.agentToken,
           KILN_URL: request.accessUrl,
           KILN_WORKDIR: home,
