@@ -261,10 +261,13 @@ export async function toolCalls(db: Database, chatId: string, ids: string[]): Pr
   return new Map(rows.map((row) => [row.toolCallId, row]));
 }
 
-export async function upsertToolCall(db: Database, input: { chatId: string; toolCallId: string; messageId: number; toolName: string; input: unknown; status: ToolCallRecord["status"]; result?: unknown }): Promise<void> {
+/** Records a tool call's state; `notice` (a `ChatEventBus.remoteNotice`) is sent when it commits. */
+export async function upsertToolCall(db: Database, input: { chatId: string; toolCallId: string; messageId: number; toolName: string; input: unknown; status: ToolCallRecord["status"]; result?: unknown }, options: { notice?: SQL } = {}): Promise<void> {
   const result = withoutNul(input.result ?? null);
-  await db.insert(chatToolCalls).values({ ...input, input: withoutNul(input.input), result })
+  const upsert = db.insert(chatToolCalls).values({ ...input, input: withoutNul(input.input), result })
     .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { status: input.status, result, updatedAt: new Date() } });
+  if (options.notice) await upsert.returning({ notice: options.notice });
+  else await upsert;
 }
 
 /** Approves or denies a tool call awaiting approval; once none is left, the chat goes back to its worker. */

@@ -392,8 +392,8 @@ export class ChatWorker {
       const record = records.get(call.toolCallId);
       if (record) continue;
       if (decisionFor(policy, call.toolName) === "ask") {
-        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "pending_approval" });
-        bus.publish({ type: "approval.required", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input });
+        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "pending_approval" }, { notice: bus.remoteNotice(chat.id, "approval.required") });
+        bus.publish({ type: "approval.required", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input }, { notified: true });
         awaiting.push(call.toolCallId);
       }
     }
@@ -412,21 +412,21 @@ export class ChatWorker {
       } else if (signal.aborted) {
         output = { output: "interrupted by the user before it ran", isError: true };
       } else {
-        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "running" });
-        bus.publish({ type: "tool.started", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input });
+        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "running" }, { notice: bus.remoteNotice(chat.id, "tool.started") });
+        bus.publish({ type: "tool.started", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input }, { notified: true });
         output = await this.runTool(current, owner, call, tools, signal, log, (updated) => {
           current = updated;
           onChatChange(updated);
         });
       }
       if (record?.status !== "done") {
-        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "done", result: output });
-        bus.publish({ type: "tool.finished", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, is_error: output.isError ?? false, output: capForModel(output.output, 4096) });
+        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "done", result: output }, { notice: bus.remoteNotice(chat.id, "tool.finished") });
+        bus.publish({ type: "tool.finished", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, is_error: output.isError ?? false, output: capForModel(output.output, 4096) }, { notified: true });
       }
       return { type: "tool-result", toolCallId: call.toolCallId, toolName: call.toolName, output: capForModel(output.output), ...(output.isError ? { isError: true } : {}), ...(output.data !== undefined ? { data: output.data } : {}) };
     }));
-    const toolMessage = await Store.appendMessage(db, { chatId: chat.id, role: "tool", parts: results });
-    bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(toolMessage) });
+    const toolMessage = await Store.appendMessage(db, { chatId: chat.id, role: "tool", parts: results }, { notice: bus.remoteNotice(chat.id, "message.committed") });
+    bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(toolMessage) }, { notified: true });
     return "done";
   }
 
