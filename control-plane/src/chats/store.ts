@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { and, asc, desc, eq, getTableColumns, gt, gte, inArray, isNull, lt, notExists, sql, type Placeholder, type SQL, type SQLWrapper } from "drizzle-orm";
 import { isAdmin, type Actor } from "../auth/index.ts";
 import { prepareQuery, queryRows, type Database, type DatabaseHandle, type Executor } from "../db/index.ts";
@@ -59,17 +60,20 @@ export async function create(
   input: { ownerId: string; prompt: string; workspaceId?: string | null; modelId?: string | null; title?: string; parentChatId?: string | null; rootChatId?: string | null },
 ): Promise<Chat> {
   if (!input.prompt.trim()) throw new ValidationError("the prompt is empty", { field: "prompt", reason: "must not be empty" });
-  const chat = await database.db.transaction(async (transaction) => {
-    // The NOTIFYs ride on the insert and go out at COMMIT: a worker wakes without another round trip.
-    const [row] = await transaction.insert(chats).values({
-      ownerId: input.ownerId, workspaceId: input.workspaceId ?? null, modelId: input.modelId ?? null,
-      title: input.title?.trim() || titleFrom(input.prompt), status: "pending",
-      parentChatId: input.parentChatId ?? null, rootChatId: input.rootChatId ?? input.parentChatId ?? null,
-    }).returning({ ...getTableColumns(chats), wake: wakeNotice(chats.id), notice: bus.remoteNotice(chats.id, "status") });
-    const { wake: _wake, notice: _notice, ...chat } = row!;
-    await transaction.insert(chatMessages).values({ chatId: chat.id, role: "user", parts: textParts(input.prompt), createdBy: input.ownerId });
-    return chat;
-  });
+  // One statement, so one implicit transaction: the first message is a data-modifying CTE (the foreign
+  // key is checked at the end of the statement, when both rows exist), and the NOTIFYs ride on the
+  // insert and go out at COMMIT, so a worker wakes without another round trip.
+  const db = database.db;
+  const chatId = randomUUID();
+  const firstMessage = db.$with("first_message").as(
+    db.insert(chatMessages).values({ chatId, role: "user", parts: textParts(input.prompt), createdBy: input.ownerId }).returning({ id: chatMessages.id }),
+  );
+  const [row] = await db.with(firstMessage).insert(chats).values({
+    id: chatId, ownerId: input.ownerId, workspaceId: input.workspaceId ?? null, modelId: input.modelId ?? null,
+    title: input.title?.trim() || titleFrom(input.prompt), status: "pending",
+    parentChatId: input.parentChatId ?? null, rootChatId: input.rootChatId ?? input.parentChatId ?? null,
+  }).returning({ ...getTableColumns(chats), wake: wakeNotice(chats.id), notice: bus.remoteNotice(chats.id, "status") });
+  const { wake: _wake, notice: _notice, ...chat } = row!;
   bus.publish({ type: "status", chat_id: chat.id, status: "pending", error: null }, { notified: true });
   return chat;
 }
