@@ -55,6 +55,11 @@ export const ServerConfig = z.object({
   tailnetDerpIpv4: z.ipv4().optional(),
   /** When a workspace cannot join the tailnet (or is unreachable over it), use the relay instead of failing. */
   tailnetRelayFallback: flag.default(true),
+  /**
+   * Let users' own devices SSH into their workspaces over the tailnet (embedded headscale only). The SSH server there
+   * trusts the ACL policy, so only turn it on when each workspace has its own network namespace (containers, VMs).
+   */
+  tailnetDeviceSsh: flag.default(false),
 });
 export type ServerConfig = z.infer<typeof ServerConfig>;
 
@@ -78,6 +83,7 @@ const environmentNames: Record<keyof ServerConfig, string> = {
   tailnetStunListen: "KILN_TAILNET_STUN_LISTEN",
   tailnetDerpIpv4: "KILN_TAILNET_DERP_IPV4",
   tailnetRelayFallback: "KILN_TAILNET_RELAY_FALLBACK",
+  tailnetDeviceSsh: "KILN_TAILNET_DEVICE_SSH",
 };
 
 /** Flags win over environment variables, which win over defaults. Throws one readable message listing every bad setting. */

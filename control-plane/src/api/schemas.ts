@@ -202,8 +202,8 @@ export const AgentTailnetJoin = z.object({
 export const AgentTailnetReport = z.union([
   z.object({
     address: z.ipv4().describe("the daemon's tailnet IPv4 address"),
-    port: z.number().int().min(1).max(65_535).describe("the port it serves its API on (from the range the join gave)"),
-    ssh_port: z.number().int().min(1).max(65_535).optional().describe("the port it serves SSH on for its owner's devices (from ssh_ports)"),
+    port: z.number().int().describe("the port it serves its API on (from the range the join gave, 46100-46199)"),
+    ssh_port: z.number().int().optional().describe("the port it serves SSH on for its owner's devices (from ssh_ports, 46200-46299)"),
   }),
   z.object({ error: z.string().min(1).max(4000).describe("why the daemon could not join; it stays on the relay") }),
 ]).openapi("AgentTailnetReport");

@@ -1020,9 +1020,9 @@ export interface components {
              * @description the daemon's tailnet IPv4 address
              */
             address: string;
-            /** @description the port it serves its API on (from the range the join gave) */
+            /** @description the port it serves its API on (from the range the join gave, 46100-46199) */
             port: number;
-            /** @description the port it serves SSH on for its owner's devices (from ssh_ports) */
+            /** @description the port it serves SSH on for its owner's devices (from ssh_ports, 46200-46299) */
             ssh_port?: number;
         } | {
             /** @description why the daemon could not join; it stays on the relay */

@@ -73,7 +73,7 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
   };
   const agentOf = async (workspace: string) => (await api("GET", `/api/v1/workspaces/${workspace}/agent-info`)).body.agent;
   const start = () => startServer(
-    parseServerConfig({ dataDir: dataDir.path, listen: `127.0.0.1:${port}`, postgresUrl: database.url ?? undefined, logLevel: "silent", tailnet: true, tailnetRelayFallback: false }),
+    parseServerConfig({ dataDir: dataDir.path, listen: `127.0.0.1:${port}`, postgresUrl: database.url ?? undefined, logLevel: "silent", tailnet: true, tailnetRelayFallback: false, tailnetDeviceSsh: true }),
     createLogger({ level: process.env.KILN_TEST_LOG ?? "silent" }),
   );
 
@@ -158,6 +158,12 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
     const notAnAddress = await report({ address: "example.com", port: 46100 });
     expect(notAnAddress.status).toBe(400);
     expect(JSON.stringify(await notAnAddress.json())).toContain("address");
+    // A real tailnet address, but not this agent's node (the control plane's own): refused, nothing removed.
+    const controlPlaneAddress = (await server.tailnet!.health()).node.address!;
+    const someoneElses = await report({ address: controlPlaneAddress, port: 46100 });
+    expect(someoneElses.status).toBe(400);
+    expect(await someoneElses.json()).toMatchObject({ error: { details: { field: "address", reason: "is not the tailnet address of the node this agent joined as" } } });
+    expect((await server.tailnet!.coordinator.listNodes()).some((node) => node.ipAddresses.includes(controlPlaneAddress))).toBe(true);
     // Nothing was lost: the endpoint is unchanged.
     expect((await agentOf("one")).tailnet).toEqual(agent.tailnet);
   }, 60_000);
@@ -210,6 +216,13 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
     const eveSees = Object.values((await eves.status()).Peer ?? {}).flatMap((peer) => peer.TailscaleIPs);
     expect(eveSees).not.toContain(agent.tailnet.address);
     await expectNoSession(sshVia(eves, agent.tailnet.ssh_port, 8_000));
+
+    // Suspending Eve takes her devices off the tailnet.
+    const eveId = created.body.id as string;
+    const deviceUserOf = (id: string) => `kiln-user-${id.replace(/-/g, "")}`;
+    expect((await server.tailnet!.coordinator.listNodes()).some((node) => node.user === deviceUserOf(eveId))).toBe(true);
+    expect((await api("PATCH", `/api/v1/users/${eveId}`, { suspended: true })).status).toBe(200);
+    expect((await server.tailnet!.coordinator.listNodes()).some((node) => node.user === deviceUserOf(eveId))).toBe(false);
   }, 120_000);
 
   it("recovers when the workspace's tailscaled is killed: the daemon rejoins, the old node is removed", async () => {

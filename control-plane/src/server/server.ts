@@ -18,7 +18,9 @@ import { createChatRuntime, type ChatRuntime } from "../chats/runtime.ts";
 import { InteractiveEndpoints } from "../interactive/index.ts";
 import { createSecretBox, loadServerKey } from "../secrets/index.ts";
 import { ControlPlaneTailnet } from "../tailnet/index.ts";
+import { TAILNET_ENDPOINTS_CHANNEL } from "../tailnet/agents.ts";
 import { WorkspaceTunnel } from "../tailnet/tunnel.ts";
+import { eq } from "drizzle-orm";
 import { users } from "../db/schema.ts";
 import { version } from "../version.ts";
 
@@ -59,7 +61,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   let tailnet: ControlPlaneTailnet | undefined;
   if (config.tailnet) {
     try {
-      const ownerIds = (await database.db.select({ id: users.id }).from(users)).map((user) => user.id);
+      const ownerIds = (await database.db.select({ id: users.id }).from(users).where(eq(users.suspended, false))).map((user) => user.id);
       tailnet = await ControlPlaneTailnet.start(config, { serverKey, log: log.child({ module: "tailnet" }), ownerIds });
     } catch (error) {
       await relay.close();
@@ -83,10 +85,18 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
     if (!relay.handleUpgrade(request, socket, head) && !interactive.handleUpgrade(request, socket, head)) socket.destroy();
   });
   const [host, port] = splitListen(config.listen);
-  await new Promise<void>((resolve, reject) => {
-    http.once("error", reject);
-    http.listen(port, host || undefined, () => resolve());
-  });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      http.once("error", reject);
+      http.listen(port, host || undefined, () => resolve());
+    });
+  } catch (error) {
+    // headscale and tailscaled are child processes: they must not outlive a server that failed to start.
+    await tailnet?.close();
+    await relay.close();
+    await database.close();
+    throw error;
+  }
   const bound = (http.address() as AddressInfo).port;
   const accessUrl = accessUrlOf(config, bound);
 
@@ -99,6 +109,12 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
   await runner.start();
   // Builds run by a standalone `kiln provisioner` announce the agents they revoked; cut their tunnels here.
   const unlistenRevoked = await database.listen(AGENTS_REVOKED_CHANNEL, (payload) => payload.split(",").filter(Boolean).forEach((id) => tunnel.disconnect(id)));
+  const unlistenEndpoints = tailnet
+    ? await database.listen(TAILNET_ENDPOINTS_CHANNEL, (payload) => {
+      const [agentId, address] = payload.split(" ");
+      if (agentId) tunnel.endpointChanged(agentId, address && address !== "-" ? address : null);
+    })
+    : async () => {};
   await chatRuntime.start();
 
   return {
@@ -115,6 +131,7 @@ export async function startServer(config: ServerConfig, log: Logger): Promise<Ru
       await chatRuntime.stop();
       await runner.stop();
       await unlistenRevoked().catch(() => {});
+      await unlistenEndpoints().catch(() => {});
       interactive.close();
       await relay.close();
       await tailnet?.close();

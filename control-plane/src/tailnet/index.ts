@@ -53,6 +53,8 @@ export interface TailnetHealth {
  */
 export class ControlPlaneTailnet {
   readonly mode: "embedded" | "external";
+  /** Whether owners' devices may SSH into their workspaces over the tailnet (embedded headscale, KILN_TAILNET_DEVICE_SSH). */
+  readonly deviceSsh: boolean;
   readonly coordinator: Coordinator;
   readonly transport: TailnetTransport;
   readonly #embedded: Headscale | undefined;
@@ -70,8 +72,9 @@ export class ControlPlaneTailnet {
   /** Per peer address: settles once the control plane's node has the peer in its netmap with a way to reach it. */
   readonly #peers = new Map<string, Promise<void>>();
 
-  private constructor(init: { coordinator: Coordinator; embedded?: Headscale; binaries: TailscaleBinaries; serverKey: Buffer; stateDir: string; log: Logger; node: TailscaleNode; owners: string[] }) {
+  private constructor(init: { coordinator: Coordinator; embedded?: Headscale; binaries: TailscaleBinaries; serverKey: Buffer; stateDir: string; log: Logger; node: TailscaleNode; owners: string[]; deviceSsh: boolean }) {
     this.#owners = new Set(init.owners);
+    this.deviceSsh = init.deviceSsh && init.embedded !== undefined;
     this.coordinator = init.coordinator;
     this.#embedded = init.embedded;
     this.mode = init.embedded ? "embedded" : "external";
@@ -136,7 +139,7 @@ export class ControlPlaneTailnet {
     try {
       const node = await startNode({ coordinator, binaries, stateDir, socks5: true });
       log.info({ mode: embedded ? "embedded" : "external", coordinator: coordinator.url, address: node.ipv4 }, "tailnet ready");
-      return new ControlPlaneTailnet({ coordinator, embedded, binaries, serverKey: deps.serverKey, stateDir, log, node, owners });
+      return new ControlPlaneTailnet({ coordinator, embedded, binaries, serverKey: deps.serverKey, stateDir, log, node, owners, deviceSsh: config.tailnetDeviceSsh });
     } catch (error) {
       await embedded?.stop();
       throw error;
@@ -158,9 +161,9 @@ export class ControlPlaneTailnet {
       login_server: this.coordinator.url,
       auth_key: key.key,
       credential: this.credentialFor(agent.id),
-      hostname: hostnameOf(`${agent.workspaceName}-${agent.id.slice(0, 8)}`),
+      hostname: agentHostname(agent),
       ports: { ...DAEMON_TAILNET_PORTS },
-      ssh_ports: this.mode === "embedded" ? { ...DAEMON_SSH_PORTS } : null,
+      ssh_ports: this.deviceSsh ? { ...DAEMON_SSH_PORTS } : null,
       derp_over_http: this.coordinator.url.startsWith("http://"),
     };
   }
@@ -170,7 +173,7 @@ export class ControlPlaneTailnet {
    * policy lets reach only that user's workspaces, on their SSH ports. Embedded coordination only.
    */
   async deviceKey(user: { id: string }): Promise<{ login_server: string; auth_key: string; expires_at: string; derp_over_http: boolean }> {
-    if (this.mode !== "embedded") throw new Error("device keys need the embedded headscale; with an external one, add devices there");
+    if (!this.deviceSsh) throw new Error("device SSH is off (KILN_TAILNET_DEVICE_SSH) or the headscale is external");
     const owner = ownerKey(user.id);
     await this.#ensureOwner(owner);
     const expiresInMs = 60 * 60_000;
@@ -178,9 +181,24 @@ export class ControlPlaneTailnet {
     return { login_server: this.coordinator.url, auth_key: key.key, expires_at: new Date(Date.now() + expiresInMs).toISOString(), derp_over_http: this.coordinator.url.startsWith("http://") };
   }
 
+  /** A suspended user: their device rule leaves the policy and their devices leave the tailnet. */
+  async revokeOwner(userId: string): Promise<void> {
+    if (this.mode !== "embedded") return;
+    const owner = ownerKey(userId);
+    const update = this.#policyUpdate.catch(() => undefined).then(async () => {
+      if (!this.#owners.delete(owner)) return;
+      await this.coordinator.setPolicy(defaultPolicy(DAEMON_TAILNET_PORTS, { owners: [...this.#owners] }));
+    });
+    this.#policyUpdate = update;
+    await update;
+    const devices = (await this.coordinator.listNodes()).filter((node) => node.user === deviceUser(owner) && node.tags.length === 0);
+    for (const device of devices) await this.coordinator.deleteNode(device.id);
+    if (devices.length > 0) this.#log.info({ userId, devices: devices.length }, "tailnet devices of a suspended user removed");
+  }
+
   /** Adds an owner's tag and device rule to the embedded policy (before a key carrying the tag is made). */
   #ensureOwner(owner: string): Promise<void> {
-    if (this.#owners.has(owner)) return this.#policyUpdate;
+    if (this.#owners.has(owner)) return Promise.resolve();
     const update = this.#policyUpdate.catch(() => undefined).then(async () => {
       if (this.#owners.has(owner)) return;
       const owners = [...this.#owners, owner];
@@ -202,11 +220,11 @@ export class ControlPlaneTailnet {
    * Waits until this node's netmap holds the peer and its home DERP region. A TCP SYN sent before that is
    * dropped and retried with backoff, so a dial right after a daemon joins would take seconds.
    */
-  peerReady(address: string, timeoutMs = 15_000): Promise<void> {
+  peerReady(address: string, timeoutMs = 15_000, signal?: AbortSignal): Promise<void> {
     let ready = this.#peers.get(address);
     if (!ready) {
       const node = this.#node;
-      ready = node.waitForPeer(address, timeoutMs);
+      ready = node.waitForPeer(address, 15_000);
       this.#peers.set(address, ready);
       // Forget failures, and successes once the node changes (a restarted node has a new netmap).
       ready.then(
@@ -214,18 +232,39 @@ export class ControlPlaneTailnet {
         () => this.#peers.get(address) === ready && this.#peers.delete(address),
       );
     }
-    return ready;
+    // The shared wait runs on; this caller waits only its own budget.
+    return new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => done(new Error(`peer ${address} not in the control plane's netmap after ${timeoutMs} ms`)), timeoutMs);
+      const onAbort = () => done(signal!.reason instanceof Error ? signal!.reason : new Error("aborted"));
+      const done = (error?: Error) => {
+        clearTimeout(timer);
+        signal?.removeEventListener("abort", onAbort);
+        if (error) reject(error);
+        else resolve();
+      };
+      signal?.addEventListener("abort", onAbort, { once: true });
+      ready.then(() => done(), (error: unknown) => done(error instanceof Error ? error : new Error(String(error))));
+    });
   }
 
-  /** Deletes the nodes holding these addresses (a stopped or deleted workspace, a daemon that rejoined). */
-  async removeNodes(addresses: string[]): Promise<void> {
-    for (const address of addresses) {
-      try {
-        const removed = await this.coordinator.deleteNodesByAddress(address);
-        if (removed > 0) this.#log.info({ address, removed }, "tailnet node removed");
-      } catch (error) {
-        this.#log.warn({ address, err: error }, "could not remove a tailnet node; ephemeral nodes expire on their own");
-      }
+  /**
+   * Whether `address` belongs to the node this agent joined as: a workspace-tagged node with the hostname its key
+   * was issued for. An agent token must not be able to point the control plane (or node removal) elsewhere.
+   */
+  async isAgentNode(agent: { id: string; workspaceName: string }, address: string): Promise<boolean> {
+    const hostname = agentHostname(agent);
+    return (await this.coordinator.listNodes()).some((node) => node.ipAddresses.includes(address) && node.hostname === hostname && node.tags.includes(WORKSPACE_TAG));
+  }
+
+  /** Deletes the nodes this agent joined as (all, or all but the one holding `keep`); ephemeral ones also expire on their own. */
+  async removeAgentNodes(agent: { id: string; workspaceName: string }, keep?: string): Promise<void> {
+    try {
+      const hostname = agentHostname(agent);
+      const nodes = (await this.coordinator.listNodes()).filter((node) => node.hostname === hostname && node.tags.includes(WORKSPACE_TAG) && !(keep && node.ipAddresses.includes(keep)));
+      for (const node of nodes) await this.coordinator.deleteNode(node.id);
+      if (nodes.length > 0) this.#log.info({ agentId: agent.id, removed: nodes.length }, "tailnet node removed");
+    } catch (error) {
+      this.#log.warn({ agentId: agent.id, err: error }, "could not remove the agent's tailnet nodes; ephemeral nodes expire on their own");
     }
   }
 
@@ -244,7 +283,7 @@ export class ControlPlaneTailnet {
     return {
       mode: this.mode,
       coordinator: { url: this.coordinator.url, healthy: await this.coordinator.healthy() },
-      node: { running: this.#node.running, address, restarts: this.#restarts },
+      node: { running: this.#node.running && (await this.#node.status().then((status) => status.BackendState === "Running", () => false)), address, restarts: this.#restarts },
     };
   }
 
@@ -258,14 +297,20 @@ export class ControlPlaneTailnet {
   /** Rejoins with a fresh key (the node's state is in memory only) whenever tailscaled exits, with backoff. */
   #supervise(): void {
     const node = this.#node;
-    void node.exited.then(async () => {
+    void node.lost().then(async () => {
       if (this.#closed || node !== this.#node) return;
-      this.#log.warn({ log: node.log.slice(-1000) }, "the control plane's tailscaled exited; rejoining");
+      this.#log.warn({ running: node.running, log: node.log.slice(-1000) }, "the control plane's tailscaled exited or was logged out; rejoining");
+      await node.stop();
       for (let delay = 500; !this.#closed; delay = Math.min(delay * 2, 30_000)) {
         await new Promise((resolve) => setTimeout(resolve, delay));
         if (this.#closed) return;
         try {
-          this.#node = await startNode({ coordinator: this.coordinator, binaries: this.#binaries, stateDir: this.#stateDir, socks5: this.#socks5Port });
+          const restarted = await startNode({ coordinator: this.coordinator, binaries: this.#binaries, stateDir: this.#stateDir, socks5: this.#socks5Port });
+          if (this.#closed) {
+            await restarted.stop();
+            return;
+          }
+          this.#node = restarted;
           this.#restarts += 1;
           this.#log.info({ address: this.#node.ipv4 }, "the control plane's tailnet node rejoined");
           this.#supervise();
@@ -297,6 +342,11 @@ function readPorts(file: string): { listen: number; stun: number } | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** The hostname an agent's node joins with; the agent id's prefix comes last and survives truncation. */
+function agentHostname(agent: { id: string; workspaceName: string }): string {
+  return hostnameOf(`${hostnameOf(agent.workspaceName).slice(0, 50)}-${agent.id.slice(0, 8)}`);
 }
 
 /** An owner's key in tags and headscale user names: the user id's hex digits. */

@@ -2,7 +2,7 @@ import { TunnelError, type AgentConnection, type DialOptions, type RelayServer }
 import { eq } from "drizzle-orm";
 import type { Tunnel } from "../api/context.ts";
 import type { Database } from "../db/index.ts";
-import { workspaceAgents } from "../db/schema.ts";
+import { workspaceAgents, workspaces } from "../db/schema.ts";
 import type { Logger } from "../logger.ts";
 import type { ControlPlaneTailnet } from "./index.ts";
 
@@ -83,18 +83,25 @@ export class WorkspaceTunnel implements Tunnel {
     this.#tailnetDown.delete(agentId);
     const tailnet = this.#tailnet;
     if (!tailnet) return;
-    const known = tailnet.transport.endpoint(agentId)?.address;
     tailnet.transport.unregister(agentId);
-    void this.#load(agentId, false)
-      .then((stored) => tailnet.removeNodes([...new Set([known, stored?.address].filter((address): address is string => Boolean(address)))]))
+    void this.#db.select({ workspaceName: workspaces.name }).from(workspaceAgents).innerJoin(workspaces, eq(workspaces.id, workspaceAgents.workspaceId))
+      .where(eq(workspaceAgents.id, agentId)).limit(1)
+      .then(([row]) => (row ? tailnet.removeAgentNodes({ id: agentId, workspaceName: row.workspaceName }) : undefined))
       .catch((error: unknown) => this.#log.warn({ agentId, err: error }, "could not look up the agent's tailnet node"));
+  }
+
+  /** Another replica recorded a new endpoint (or none) for the agent: forget a different one held here. */
+  endpointChanged(agentId: string, address: string | null): void {
+    if (!this.#tailnet) return;
+    const held = this.#tailnet.transport.endpoint(agentId);
+    if (held && held.address !== address) this.#tailnet.transport.unregister(agentId);
   }
 
   async #dialTailnet(agentId: string, timeoutMs: number, signal: AbortSignal | undefined): Promise<AgentConnection> {
     const tailnet = this.#tailnet!;
     const started = Date.now();
     const address = tailnet.transport.endpoint(agentId)?.address;
-    if (address) await tailnet.peerReady(address, timeoutMs);
+    if (address) await tailnet.peerReady(address, timeoutMs, signal);
     const connection = await tailnet.transport.dial(agentId, { timeoutMs: Math.max(1, timeoutMs - (Date.now() - started)), signal });
     if (!this.#paths.has(connection)) {
       const endpoint = this.#tailnet!.transport.endpoint(agentId);

@@ -3,7 +3,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 /** The header carrying the control plane's per-build credential on every request over the tailnet. */
 export const TAILNET_CREDENTIAL_HEADER = "x-kiln-tailnet-credential";
 
-/** A fresh random credential (the control plane makes one per build and hands it to the daemon over its authenticated channel). */
+/** A fresh random credential (Kiln derives its own per agent instead: an HMAC of the agent id under the server key). */
 export function createCredential(): string {
   return randomBytes(32).toString("base64url");
 }

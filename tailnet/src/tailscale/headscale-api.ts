@@ -22,7 +22,12 @@ export interface PreauthKey {
 
 export interface HeadscaleNode {
   id: string;
+  /** The DNS name headscale gave it (the hostname, with a suffix on collisions). */
   name: string;
+  /** The hostname the node asked for. */
+  hostname: string;
+  /** The headscale user that owns it (tagged nodes: the user whose key joined them). */
+  user: string;
   ipAddresses: string[];
   tags: string[];
   online: boolean;
@@ -65,10 +70,12 @@ export class HeadscaleApi implements Coordinator {
   }
 
   async listNodes(): Promise<HeadscaleNode[]> {
-    const { nodes } = await this.#call<{ nodes?: { id: string; name?: string; givenName?: string; ipAddresses?: string[]; tags?: string[]; online?: boolean }[] }>("GET", "/api/v1/node");
+    const { nodes } = await this.#call<{ nodes?: { id: string; name?: string; givenName?: string; user?: { name?: string }; ipAddresses?: string[]; tags?: string[]; online?: boolean }[] }>("GET", "/api/v1/node");
     return (nodes ?? []).map((node) => ({
       id: String(node.id),
       name: node.givenName || node.name || "",
+      hostname: node.name ?? "",
+      user: node.user?.name ?? "",
       ipAddresses: node.ipAddresses ?? [],
       tags: node.tags ?? [],
       online: node.online ?? false,

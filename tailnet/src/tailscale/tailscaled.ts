@@ -96,6 +96,30 @@ export class TailscaleNode {
     return this.#process?.exited ?? Promise.resolve(null);
   }
 
+  /**
+   * Settles when the node is gone: tailscaled exited, or it stopped running (logged out: its node was deleted or
+   * expired) on two checks in a row. Whoever owns the node then rejoins with a fresh key.
+   */
+  lost(checkEveryMs = 5_000): Promise<void> {
+    return new Promise<void>((resolve) => {
+      let misses = 0;
+      const timer = setInterval(() => {
+        void this.status().then(
+          (status) => (misses = status.BackendState === "Running" ? 0 : misses + 1),
+          () => (misses += 1),
+        ).then(() => {
+          if (misses >= 2) finish();
+        });
+      }, checkEveryMs);
+      timer.unref();
+      const finish = () => {
+        clearInterval(timer);
+        resolve();
+      };
+      void this.exited.then(finish);
+    });
+  }
+
   /** The tail of tailscaled's log, for diagnostics. */
   get log(): string {
     return this.#process?.output ?? "";

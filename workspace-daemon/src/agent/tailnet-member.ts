@@ -104,16 +104,20 @@ export class TailnetMember {
           env: material.derp_over_http ? { TS_DEBUG_USE_DERP_HTTP: "1" } : {},
         });
         this.#node = node;
-        if (this.#stopping) break;
+        if (this.#stopping) {
+          await node.stop();
+          break;
+        }
         const sshAddress = this.#sshListener?.address();
         const sshPort = typeof sshAddress === "object" && sshAddress ? sshAddress.port : undefined;
         await client.reportTailnet({ address: node.ipv4, port: this.#server.port, ...(sshPort ? { ssh_port: sshPort } : {}) });
         this.#state = "joined";
         log.info({ address: node.ipv4, port: this.#server.port, sshPort }, "joined the tailnet");
         delay = 500;
-        await node.exited;
+        await node.lost();
         if (this.#stopping) break;
-        log.warn({ log: node.log.slice(-1000) }, "tailscaled exited; rejoining the tailnet");
+        log.warn({ running: node.running, log: node.log.slice(-1000) }, "tailscaled exited or was logged out; rejoining the tailnet");
+        await node.stop();
         await this.#pause(delay);
       } catch (error) {
         const message = error instanceof Error ? error.message : String(error);

@@ -8,9 +8,9 @@ import * as Agents from "../../agents/index.ts";
 import { createDaemonBundler } from "../../agents/daemon-bundle.ts";
 import * as AgentDuties from "../../agents/duties.ts";
 import { unixInitScript } from "../../agents/init-script.ts";
-import { DAEMON_SSH_PORTS, DAEMON_TAILNET_PORTS } from "@kiln/tailnet";
-import { users, workspaceAgents, workspaces } from "../../db/schema.ts";
-import { ConflictError, KilnError, NotFoundError, UnauthorizedError, ValidationError } from "../../errors.ts";
+import { users, workspaces } from "../../db/schema.ts";
+import { KilnError, NotFoundError, UnauthorizedError } from "../../errors.ts";
+import * as AgentTailnet from "../../tailnet/agents.ts";
 import { createRouter } from "../app.ts";
 import type { AppDeps, AppEnv } from "../context.ts";
 import { AgentLifecycleRequest, AgentManifest, AgentTailnetJoin, AgentTailnetReport, errorResponses, json } from "../schemas.ts";
@@ -75,15 +75,7 @@ export function agentRoutes(deps: AppDeps) {
     method: "post", path: "/tailnet/join", operationId: "agent.tailnetJoin", tags: ["agent"], security: [{ bearer: [] }],
     summary: "A single-use key and the control plane's credential, to join the tailnet for this build",
     responses: { 200: json(AgentTailnetJoin, "Join with this"), 401: errorResponses[401], 409: errorResponses[409] },
-  }), async (c) => {
-    const agent = get(c as never);
-    if (!deps.tailnet) throw new ConflictError("tailnet_disabled", "this deployment has no tailnet; stay on the relay");
-    const [workspace] = await db.select({ name: workspaces.name, ownerId: workspaces.ownerId }).from(workspaces).where(eq(workspaces.id, agent.workspaceId));
-    if (!workspace) throw new UnauthorizedError("the agent's workspace is gone");
-    const join = await deps.tailnet.joinFor({ id: agent.id, workspaceName: workspace.name, ownerId: workspace.ownerId });
-    deps.log.info({ agentId: agent.id, workspaceId: agent.workspaceId }, "agent tailnet key issued");
-    return c.json(join, 200);
-  });
+  }), async (c) => c.json(await AgentTailnet.join(deps, get(c as never)), 200));
 
   app.openapi(createRoute({
     method: "post", path: "/tailnet", operationId: "agent.tailnetReport", tags: ["agent"], security: [{ bearer: [] }],
@@ -91,28 +83,7 @@ export function agentRoutes(deps: AppDeps) {
     request: { body: { content: { "application/json": { schema: AgentTailnetReport } }, required: true } },
     responses: { 204: { description: "Recorded" }, 400: errorResponses[400], 401: errorResponses[401], 409: errorResponses[409] },
   }), async (c) => {
-    const agent = get(c as never);
-    if (!deps.tailnet) throw new ConflictError("tailnet_disabled", "this deployment has no tailnet; stay on the relay");
-    const body = c.req.valid("json");
-    if ("error" in body) {
-      // The daemon reports this when (re)joining failed: any endpoint it had is gone with its old node.
-      await db.update(workspaceAgents).set({ tailnetError: body.error, tailnetAddress: null, tailnetPort: null, tailnetSshPort: null }).where(eq(workspaceAgents.id, agent.id));
-      deps.tailnet.transport.unregister(agent.id);
-      if (agent.tailnetAddress) void deps.tailnet.removeNodes([agent.tailnetAddress]);
-      deps.log.warn({ agentId: agent.id, error: body.error }, "agent could not join the tailnet");
-      return c.body(null, 204);
-    }
-    for (const [field, value, range] of [["port", body.port, DAEMON_TAILNET_PORTS], ["ssh_port", body.ssh_port, DAEMON_SSH_PORTS]] as const) {
-      if (value !== undefined && (value < range.first || value > range.last)) {
-        const reason = `must be in ${range.first}-${range.last}, the range the ACL policy allows`;
-        throw new ValidationError(`${field}: ${reason}`, { field, reason });
-      }
-    }
-    await db.update(workspaceAgents).set({ tailnetAddress: body.address, tailnetPort: body.port, tailnetSshPort: body.ssh_port ?? null, tailnetError: null, tailnetJoinedAt: new Date() }).where(eq(workspaceAgents.id, agent.id));
-    deps.tailnet.register(agent.id, { address: body.address, port: body.port });
-    // A daemon that rejoined (its tailscaled restarted) left its old node behind.
-    if (agent.tailnetAddress && agent.tailnetAddress !== body.address) void deps.tailnet.removeNodes([agent.tailnetAddress]);
-    deps.log.info({ agentId: agent.id, address: body.address, port: body.port }, "agent joined the tailnet");
+    await AgentTailnet.report(deps, get(c as never), c.req.valid("json"));
     return c.body(null, 204);
   });
 

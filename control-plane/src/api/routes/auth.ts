@@ -154,6 +154,7 @@ export function sessionRoutes(deps: AppDeps) {
     const tailnet = deps.tailnet;
     if (!tailnet) throw new ConflictError("tailnet_disabled", "this deployment runs no tailnet (start the server with --tailnet)");
     if (tailnet.mode !== "embedded") throw new ConflictError("tailnet_external", "the tailnet's coordination server is external: ask its operator to add your device");
+    if (!tailnet.deviceSsh) throw new ConflictError("tailnet_device_ssh_disabled", "device SSH over the tailnet is off on this deployment (KILN_TAILNET_DEVICE_SSH)");
     const actor = c.get("actor");
     const key = await tailnet.deviceKey({ id: actor.user.id });
     deps.log.info({ userId: actor.user.id }, "tailnet device key issued");

@@ -23,7 +23,12 @@ export function userRoutes(deps: AppDeps) {
     method: "patch", path: "/users/{id}", operationId: "users.update", tags: ["users"], security: [{ bearer: [] }],
     request: { params: z.object({ id: z.uuid() }), body: { content: { "application/json": { schema: UpdateUserRequest } }, required: true } },
     responses: { 200: json(User, "The updated user"), ...errorResponses },
-  }), async (c) => c.json(Users.toPublic(await Users.update(db, c.get("actor"), c.req.valid("param").id, c.req.valid("json"))), 200));
+  }), async (c) => {
+    const updated = await Users.update(db, c.get("actor"), c.req.valid("param").id, c.req.valid("json"));
+    // A suspended user's own devices leave the tailnet with the rule that admitted them.
+    if (updated.suspended) await deps.tailnet?.revokeOwner(updated.id);
+    return c.json(Users.toPublic(updated), 200);
+  });
 
   return app;
 }

@@ -5,6 +5,7 @@ import * as Workspaces from "../../workspaces/index.ts";
 import { connect } from "../../workspaces/connect.ts";
 import { provisionerJobs } from "../../db/schema.ts";
 import { eq } from "drizzle-orm";
+import { KilnError } from "../../errors.ts";
 import { createRouter } from "../app.ts";
 import type { AppDeps } from "../context.ts";
 import { AgentLog, BuildLog, CreateWorkspaceRequest, errorResponses, ExecRequest, json, TailnetPing, Workspace, WorkspaceAgentInfo, WorkspaceParam } from "../schemas.ts";
@@ -178,7 +179,9 @@ export function workspaceRoutes(deps: AppDeps) {
     if (path.via === "relay" || !deps.tailnet) {
       return c.json({ transport: "relay" as const, path: "relay" as const, round_trip_ms: roundTripMs, tailnet: null, tailnet_error: agent?.tailnetError ?? null }, 200);
     }
-    const peer = await deps.tailnet.ping(path.address);
+    const peer = await deps.tailnet.ping(path.address).catch((error: unknown) => {
+      throw new KilnError("tailnet_unreachable", `the tunnel answered but tailscale ping to ${path.address} got no pong`, 503, { cause: error instanceof Error ? error.message : String(error) });
+    });
     return c.json({
       transport: "tailnet" as const, path: peer.path, round_trip_ms: roundTripMs,
       tailnet: { address: path.address, port: path.port, endpoint: peer.endpoint, wireguard_round_trip_ms: peer.roundTripMs },
