@@ -72,6 +72,12 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
     return { status: response.status, body: parsed, text };
   };
   const agentOf = async (workspace: string) => (await api("GET", `/api/v1/workspaces/${workspace}/agent-info`)).body.agent;
+  /** The agent once it has reported its tailnet endpoint (each test can run alone). */
+  const joinedAgentOf = (workspace: string) => eventually(async () => {
+    const current = await agentOf(workspace);
+    expect(current.tailnet, daemonLog(current.directory)).not.toBeNull();
+    return current;
+  }, 20_000);
   const start = () => startServer(
     parseServerConfig({ dataDir: dataDir.path, listen: `127.0.0.1:${port}`, postgresUrl: database.url ?? undefined, logLevel: "silent", tailnet: true, tailnetRelayFallback: false, tailnetDeviceSsh: true }),
     createLogger({ level: process.env.KILN_TEST_LOG ?? "silent" }),
@@ -137,7 +143,7 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
   }, 120_000);
 
   it("refuses requests to the daemon's tailnet port without the control plane's credential, and bad reports", async () => {
-    const agent = await agentOf("one");
+    const agent = await joinedAgentOf("one");
     const session = http2.connect(`http://127.0.0.1:${agent.tailnet.port}`);
     try {
       const status = await new Promise<number>((resolve, reject) => {
@@ -226,7 +232,7 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
   }, 120_000);
 
   it("recovers when the workspace's tailscaled is killed: the daemon rejoins, the old node is removed", async () => {
-    const before = await agentOf("one");
+    const before = await joinedAgentOf("one");
     const killed = tailscaledUnder(path.join(before.directory, ".kiln"));
     expect(killed).toHaveLength(1);
     process.kill(killed[0]!, "SIGKILL");
@@ -245,7 +251,7 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
   }, 90_000);
 
   it("recovers when the control plane restarts: endpoints come from the database, headscale keeps its port", async () => {
-    const agent = await agentOf("one");
+    const agent = await joinedAgentOf("one");
     await server.close();
     server = await start();
     // headscale restarted too: the workspace's tailscaled reconnects to it (with its own backoff) and then learns

@@ -1,4 +1,4 @@
-import { mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { HeadscaleApi, type Coordinator, type HeadscaleNode, type PreauthKey } from "./headscale-api.ts";
 import { ManagedProcess, freePort, run, waitFor } from "./process.ts";
@@ -117,10 +117,19 @@ export class Headscale implements Coordinator {
         15_000,
         () => (managed.running ? undefined : `headscale exited: ${managed.output.trim().slice(-2000)}`),
       );
-      // A fresh key every start; the previous ones expire on their own.
-      const created = (await run(options.binary, ["-c", configPath, "apikeys", "create", "--expiration", "8760h", "-o", "json", "--force"])).trim();
-      const apiKey = created.startsWith("\"") ? (JSON.parse(created) as string) : created;
-      const api = new HeadscaleApi({ url, apiKey, user: KILN_USER });
+      // One key, kept (0600) next to the database and reused while it works; a new one only when it does not.
+      const keyFile = path.join(options.dataDir, "api.key");
+      let api: HeadscaleApi | undefined;
+      if (existsSync(keyFile)) {
+        const stored = new HeadscaleApi({ url, apiKey: readFileSync(keyFile, "utf8").trim(), user: KILN_USER });
+        api = await stored.listNodes().then(() => stored, () => undefined);
+      }
+      if (!api) {
+        const created = (await run(options.binary, ["-c", configPath, "apikeys", "create", "--expiration", "8760h", "-o", "json", "--force"])).trim();
+        const apiKey = created.startsWith("\"") ? (JSON.parse(created) as string) : created;
+        writeFileSync(keyFile, `${apiKey}\n`, { mode: 0o600 });
+        api = new HeadscaleApi({ url, apiKey, user: KILN_USER });
+      }
       await api.setPolicy(options.policy);
       return new Headscale(serverUrl, url, `${options.stunHost ?? options.listenHost ?? "127.0.0.1"}:${stunPort}`, managed, api);
     } catch (error) {
