@@ -19,6 +19,7 @@ import {
   serveOnTailnet,
   type TailnetAgentServer,
 } from "@kiln/tailnet";
+import { execFile } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { createDaemonApp } from "../api/app.ts";
 import type { ProcessResult } from "../protocol.ts";
@@ -31,6 +32,11 @@ const available = ["tailscaled", "tailscale", "headscale"].every((name) => exist
 const strict = process.env.KILN_STRICT === "1";
 // Loopback DERP has no TLS.
 const derpOverHttp = { TS_DEBUG_USE_DERP_HTTP: "1" };
+
+/** Runs a command to its end, whatever its exit code. */
+function runToExit(command: string, args: string[]): Promise<void> {
+  return new Promise((resolve) => execFile(command, args, { timeout: 20_000 }, () => resolve()));
+}
 
 /** A free loopback port; daemons must listen on ports the ACL policy names. */
 async function freePort(): Promise<number> {
@@ -172,6 +178,22 @@ describe.skipIf(!available && !strict)("tailnet transport (headscale + tailscale
     } finally {
       await sideways.close();
       await intruder.stop();
+    }
+  }, 40_000);
+
+  test("a process in a workspace cannot give its node the control plane's tag", async () => {
+    if (!headscale) throw new Error("setup failed");
+    const key = await headscale.createPreauthKey({ tags: [WORKSPACE_TAG], ephemeral: true });
+    // The node's socket is reachable from inside the workspace; re-advertising tags through it must not stick.
+    const node = await TailscaleNode.start({ binaries, stateDir: join(dir, "retag"), loginServer: headscale.url, authKey: key.key, hostname: "retag", env: derpOverHttp });
+    nodes.push(node);
+    try {
+      await runToExit(binaries.tailscale, ["--socket", node.socket, "up", `--login-server=${headscale.url}`, `--advertise-tags=${CONTROL_PLANE_TAG}`, "--hostname=retag"]);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const tags = (await headscale.listNodes()).find((candidate) => candidate.ipAddresses.includes(node.ipv4))?.tags;
+      expect(tags).toEqual([WORKSPACE_TAG]);
+    } finally {
+      await node.stop();
     }
   }, 40_000);
 
