@@ -8,6 +8,7 @@ import type {
   TextBlockParam,
   Usage,
 } from "@anthropic-ai/sdk/resources/messages";
+import { httpFetch } from "./http-fetch.ts";
 import { errorMessage, parseToolInput, providerError, runStream, toolInputObject } from "./adapter.ts";
 import { emptyUsage, type LlmError, type LlmEvent, type LlmFinishReason, type LlmMessage, type LlmProvider, type LlmRequest, type LlmUsage, type ProviderConfig } from "./types.ts";
 
@@ -21,6 +22,7 @@ export function createAnthropicProvider(config: ProviderConfig): LlmProvider {
     ...(config.apiKey ? { authToken: null } : {}),
     baseURL: config.baseUrl,
     maxRetries: 0,
+    fetch: httpFetch,
   });
   return {
     type: "anthropic",
