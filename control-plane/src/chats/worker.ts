@@ -53,6 +53,8 @@ export interface ChatWorkerOptions {
 interface Claimed {
   chat: Store.Chat;
   configVersion: string | undefined;
+  /** A digest of the owner's row at the claim (null: no such user). */
+  ownerVersion: string | null;
 }
 
 interface ActiveTurn {
@@ -78,6 +80,8 @@ export class ChatWorker {
   private readonly retry: { attempts: number; baseMs: number };
   private readonly active = new Map<string, ActiveTurn>();
   private readonly connections = new Map<string, { workspaceId: string; connection: Promise<AgentConnection> }>();
+  /** Owners by id with the digest of their row when read (see `ownerOf`). */
+  private readonly owners = new Map<string, { version: string; user: Actor["user"] }>();
   private running = false;
   private wakeUp: (() => void) | null = null;
   private pendingWake = false;
@@ -160,7 +164,7 @@ export class ChatWorker {
 
   private async claim(limit: number): Promise<Claimed[]> {
     const rows = await this.statements.claim.execute({ limit });
-    return rows.map(({ notice: _notice, configVersion, ...chat }) => ({ chat, configVersion: configVersion === null ? undefined : String(configVersion) }));
+    return rows.map(({ notice: _notice, configVersion, ownerVersion, ...chat }) => ({ chat, configVersion: configVersion === null ? undefined : String(configVersion), ownerVersion }));
   }
 
   /** The worker's hot statements, prepared once (see `prepareQuery`). */
@@ -184,7 +188,10 @@ export class ChatWorker {
         .set({ status: "running", workerId: this.workerId, updatedAt: sql`now()`, leaseExpiresAt: sql`now() + make_interval(secs => ${this.leaseMs / 1000})` })
         .where(inArray(chats.id, claimable))
         // The `running` event's NOTIFY to other replicas rides on the claim (startTurn publishes it as notified).
-        .returning({ ...getTableColumns(chats), notice: this.options.bus.remoteNotice(chats.id, "status"), configVersion: this.options.configVersion ?? sql<null>`null` })),
+        .returning({
+          ...getTableColumns(chats), notice: this.options.bus.remoteNotice(chats.id, "status"), configVersion: this.options.configVersion ?? sql<null>`null`,
+          ownerVersion: sql<string | null>`(SELECT md5(${users}::text) FROM ${users} WHERE ${users.id} = ${chats.ownerId})`,
+        })),
       owner: prepareQuery(this.options.database.db.select().from(users).where(eq(users.id, sql.placeholder("ownerId")))),
     };
   }
@@ -224,12 +231,12 @@ export class ChatWorker {
     }
   }
 
-  private startTurn({ chat, configVersion }: Claimed): void {
+  private startTurn({ chat, configVersion, ownerVersion }: Claimed): void {
     const turn: ActiveTurn = { controller: new AbortController(), reason: null, claimAfter: false };
     this.active.set(chat.id, turn);
     const log = this.options.log.child({ chatId: chat.id });
     this.options.bus.publish({ type: "status", chat_id: chat.id, status: "running", error: null }, { notified: true });
-    void this.runTurn(chat, configVersion, turn, log)
+    void this.runTurn(chat, configVersion, ownerVersion, turn, log)
       .catch(async (error: unknown) => {
         if (turn.reason === "lease" || turn.reason === "shutdown") return;
         const raw = error instanceof LlmError ? error.message : error instanceof Error ? `${error.name === "Error" ? "" : `${error.name}: `}${error.message}` : String(error);
@@ -245,14 +252,14 @@ export class ChatWorker {
       });
   }
 
-  private async runTurn(initial: Store.Chat, configVersion: string | undefined, turn: ActiveTurn, log: Logger): Promise<void> {
+  private async runTurn(initial: Store.Chat, configVersion: string | undefined, ownerVersion: string | null, turn: ActiveTurn, log: Logger): Promise<void> {
     const { database, bus } = this.options;
     const db = database.db;
     let chat = initial;
     if (chat.interruptRequested) await db.update(chats).set({ interruptRequested: false }).where(eq(chats.id, chat.id));
     // Independent reads, waited for together; model, prompt and policy usually come from the runtime's cache.
     const [owner, model, system, policy, firstContext] = await Promise.all([
-      this.ownerOf(chat), this.options.resolveModel(chat.modelId, configVersion), this.options.systemPrompt(configVersion), this.options.toolPolicy(configVersion),
+      this.ownerOf(chat, ownerVersion), this.options.resolveModel(chat.modelId, configVersion), this.options.systemPrompt(configVersion), this.options.toolPolicy(configVersion),
       Store.contextMessages(db, chat.id),
     ]);
     let loadedContext: Store.Message[] | null = firstContext;
@@ -528,9 +535,17 @@ export class ChatWorker {
     return result.status;
   }
 
-  private async ownerOf(chat: Store.Chat): Promise<Actor> {
+  /** The chat's owner: from the cache while the row's digest at the claim (`ownerVersion`) is the one cached. */
+  private async ownerOf(chat: Store.Chat, ownerVersion: string | null): Promise<Actor> {
+    const cached = this.owners.get(chat.ownerId);
+    if (cached && ownerVersion !== null && cached.version === ownerVersion) return { user: cached.user, tokenId: `chat:${chat.id}` };
     const [user] = await this.statements.owner.execute({ ownerId: chat.ownerId });
-    if (!user) throw new Error("the chat's owner no longer exists");
+    if (!user) {
+      this.owners.delete(chat.ownerId);
+      throw new Error("the chat's owner no longer exists");
+    }
+    // The row read may be newer than the digest; then the next claim's digest differs and reads again.
+    if (ownerVersion !== null) this.owners.set(chat.ownerId, { version: ownerVersion, user });
     return { user, tokenId: `chat:${chat.id}` };
   }
 }
