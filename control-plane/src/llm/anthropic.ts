@@ -23,6 +23,8 @@ export function createAnthropicProvider(config: ProviderConfig): LlmProvider {
     baseURL: config.baseUrl,
     maxRetries: 0,
     fetch: httpFetch,
+    // Kiln sets up no OpenTelemetry; the SDK's no-op spans still cost ~0.1 ms per call.
+    openTelemetry: false,
   });
   return {
     type: "anthropic",
