@@ -8,8 +8,8 @@ import type {
   TextBlockParam,
   Usage,
 } from "@anthropic-ai/sdk/resources/messages";
-import { httpFetch } from "./http-fetch.ts";
 import { errorMessage, parseToolInput, providerError, runStream, toolInputObject } from "./adapter.ts";
+import { httpFetch } from "./http-fetch.ts";
 import { emptyUsage, type LlmError, type LlmEvent, type LlmFinishReason, type LlmMessage, type LlmProvider, type LlmRequest, type LlmUsage, type ProviderConfig } from "./types.ts";
 
 /** The Messages API requires max_tokens; used when the request does not set one. */

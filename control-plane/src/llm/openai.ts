@@ -9,6 +9,7 @@ import type {
 } from "openai/resources/chat/completions";
 import type { CompletionUsage } from "openai/resources/completions";
 import { errorMessage, parseToolInput, providerError, runStream } from "./adapter.ts";
+import { httpFetch } from "./http-fetch.ts";
 import { emptyUsage, type LlmError, type LlmEvent, type LlmFinishReason, type LlmMessage, type LlmProvider, type LlmRequest, type LlmUsage, type ProviderConfig } from "./types.ts";
 
 type OpenAiProviderType = "openai" | "azure-openai" | "openai-compatible";
@@ -40,6 +41,7 @@ function createClient(config: ProviderConfig & { type: OpenAiProviderType }): Op
         apiVersion: config.apiVersion,
         deployment: config.deployment,
         maxRetries: 0,
+        fetch: httpFetch,
       });
     }
     if (config.type === "openai-compatible") {
@@ -49,11 +51,12 @@ function createClient(config: ProviderConfig & { type: OpenAiProviderType }): Op
         apiKey: config.apiKey ?? "unused",
         baseURL: config.baseUrl,
         maxRetries: 0,
+        fetch: httpFetch,
         ...(config.apiKey ? {} : { defaultHeaders: { Authorization: null } }),
       });
     }
     // The provider config is the whole truth: no organization or project picked up from this server's environment.
-    return new OpenAI({ apiKey: config.apiKey, baseURL: config.baseUrl, organization: null, project: null, maxRetries: 0 });
+    return new OpenAI({ apiKey: config.apiKey, baseURL: config.baseUrl, organization: null, project: null, maxRetries: 0, fetch: httpFetch });
   } catch (error) {
     throw providerError(config.type, { message: `invalid provider config: ${errorMessage(error)}`, retryable: false, cause: error }, [config.apiKey]);
   }
