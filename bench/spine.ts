@@ -7,29 +7,27 @@
  * Prints a table, PASS/FAIL per target, and one JSON line last. Exit status is 0 unless
  * something broke, or with --strict, a target failed.
  */
-import { fork, spawn } from "node:child_process";
+import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, mkdirSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, openSync, readFileSync } from "node:fs";
 import http from "node:http";
-import net, { type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { RelayServer, type AgentConnection } from "../tailnet/src/index.ts";
 import { megabytesPerSecond, sampleInterleaved, summarize, type Iterations, type Samples, type Summary } from "./lib/measure.ts";
+import {
+  STREAM_FILE, STREAM_FILE_BYTES, checkReadFile, describeError, executeTrue as tunnelExecuteTrue, expectOk, machine, milliseconds, rawHttpGet,
+  readFile as tunnelReadFile, readRawTcp, readStream as tunnelReadStream, startLoopbackPeer, writeWorkspace,
+} from "./lib/daemon-workload.ts";
 import { Resources } from "./lib/resources.ts";
-import type { LoopbackPorts } from "./spine/loopback-peer.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const daemonBin = resolve(here, "../workspace-daemon/bin/kiln-daemon.mjs");
-const loopbackPeer = resolve(here, "spine/loopback-peer.ts");
 
 const AGENT_ID = "bench-agent";
-const READ_FILE = "read-4k.ts";
-const READ_FILE_BYTES = 4 * 1024;
-const STREAM_FILE = "stream-64m.bin";
-const STREAM_FILE_BYTES = 64 * 1024 * 1024;
 
 interface Phase extends Iterations {
   /** The operations compared in a phase take turns this many times (see sampleInterleaved). */
@@ -93,45 +91,6 @@ function parseFlags(argv: string[]): Flags {
   return { quick: argv.includes("--quick"), strict: argv.includes("--strict") };
 }
 
-function machine() {
-  const cpus = os.cpus();
-  return {
-    node: process.version,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpus: os.availableParallelism(),
-    cpu_model: cpus[0]?.model.trim() ?? "unknown",
-    memory_gib: Math.round(os.totalmem() / 2 ** 30),
-  };
-}
-
-/** A 4 KiB source-like text file: the typical read_file an agent does. */
-function writeWorkspace(workdir: string): void {
-  mkdirSync(workdir, { recursive: true });
-  const line = "export const value = compute(firstArgument, secondArgument); // explain why\n";
-  const text = line.repeat(Math.ceil(READ_FILE_BYTES / line.length)).slice(0, READ_FILE_BYTES - 1) + "\n";
-  writeFileSync(join(workdir, READ_FILE), text);
-  // Incompressible, though nothing on the path compresses.
-  const block = randomBytes(1024 * 1024);
-  const descriptor = openSync(join(workdir, STREAM_FILE), "w");
-  try {
-    for (let written = 0; written < STREAM_FILE_BYTES; written += block.length) writeFileSync(descriptor, block);
-  } finally {
-    closeSync(descriptor);
-  }
-}
-
-async function startLoopbackPeer(resources: Resources, filePath: string): Promise<LoopbackPorts> {
-  // The peer is TypeScript too; load tsx explicitly so this works however the bench itself was started.
-  const child = resources.child(
-    "loopback peer",
-    fork(loopbackPeer, [filePath], { execArgv: ["--import", import.meta.resolve("tsx")], stdio: ["ignore", "inherit", "inherit", "ipc"] }),
-  );
-  return new Promise<LoopbackPorts>((resolvePorts, reject) => {
-    child.once("message", (message) => resolvePorts(message as LoopbackPorts));
-    child.once("exit", (code, signal) => reject(new Error(`loopback peer exited early (code ${code}, signal ${signal})`)));
-  });
-}
-
 interface ControlPlane {
   url: string;
   relay: RelayServer;
@@ -192,19 +151,6 @@ async function startDaemon(
   return Promise.race([controlPlane.relay.dial(AGENT_ID, { timeoutMs: 30_000 }), exited]);
 }
 
-function rawHttpGet(port: number): () => Promise<void> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  return () =>
-    new Promise<void>((done, fail) => {
-      const request = http.get({ host: "127.0.0.1", port, path: "/", agent }, (response) => {
-        if (response.statusCode !== 200) fail(new Error(`raw HTTP status ${response.statusCode}`));
-        response.resume();
-        response.once("end", done);
-      });
-      request.once("error", fail);
-    });
-}
-
 function spawnTrue(): Promise<void> {
   return new Promise<void>((done, fail) => {
     const child = spawn("sh", ["-c", "true"]);
@@ -214,70 +160,11 @@ function spawnTrue(): Promise<void> {
   });
 }
 
-function readRawTcp(port: number, expectedBytes: number): Promise<void> {
-  return new Promise<void>((done, fail) => {
-    let bytes = 0;
-    const socket = net.connect(port, "127.0.0.1");
-    socket.on("data", (chunk: Buffer) => {
-      bytes += chunk.length;
-    });
-    socket.once("error", fail);
-    socket.once("end", () => (bytes === expectedBytes ? done() : fail(new Error(`raw TCP read ${bytes} of ${expectedBytes} bytes`))));
-  });
-}
-
-async function expectOk(response: Response, what: string): Promise<void> {
-  if (response.ok) return;
-  throw new Error(`${what}: HTTP ${response.status} ${await response.text()}`);
-}
-
 async function tunnelInfo(connection: AgentConnection): Promise<void> {
   const response = await connection.fetch("/v1/info");
   await expectOk(response, "info");
   await response.arrayBuffer();
 }
-
-async function tunnelReadFile(connection: AgentConnection): Promise<void> {
-  const response = await connection.fetch(`/v1/files/read?path=${READ_FILE}`);
-  await expectOk(response, "read_file");
-  await response.arrayBuffer();
-}
-
-async function tunnelExecuteTrue(connection: AgentConnection): Promise<void> {
-  const response = await connection.fetch("/v1/processes", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ command: "true" }),
-  });
-  await expectOk(response, "execute");
-  const result = (await response.json()) as { exit_code: number | null };
-  if (result.exit_code !== 0) throw new Error(`execute true: exit code ${result.exit_code}`);
-}
-
-async function tunnelReadStream(connection: AgentConnection): Promise<void> {
-  const response = await connection.fetch(`/v1/files/raw?path=${STREAM_FILE}`);
-  await expectOk(response, "raw read");
-  if (!response.body) throw new Error("raw read: no body");
-  const reader = response.body.getReader();
-  let bytes = 0;
-  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) bytes += chunk.value.byteLength;
-  if (bytes !== STREAM_FILE_BYTES) throw new Error(`raw read: ${bytes} of ${STREAM_FILE_BYTES} bytes`);
-}
-
-/** Checks once, outside the timed loops, that the daemon answers what we think it answers. */
-async function checkReadFile(connection: AgentConnection): Promise<void> {
-  const response = await connection.fetch(`/v1/files/read?path=${READ_FILE}`);
-  await expectOk(response, "read_file");
-  const body = (await response.json()) as { file_size: number; truncated: boolean };
-  if (body.file_size !== READ_FILE_BYTES || body.truncated) throw new Error(`read_file returned ${JSON.stringify(body).slice(0, 200)}`);
-}
-
-function describeError(error: Error): string {
-  const cause = error.cause instanceof Error ? ` (cause: ${(error.cause as NodeJS.ErrnoException).code ?? error.cause.message})` : "";
-  return `${error.name}: ${error.message}${cause}`;
-}
-
-const milliseconds = (value: number) => (value < 10 ? value.toFixed(3) : value.toFixed(1));
 
 function printTable(rows: Row[]): void {
   const header = ["scenario", "n", "errors", "p50 ms", "p99 ms", "MB/s (p50)", "compared"];

@@ -21,7 +21,7 @@
  */
 import { fork } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { closeSync, existsSync, mkdirSync, openSync, writeFileSync } from "node:fs";
+import { existsSync } from "node:fs";
 import http from "node:http";
 import net, { type AddressInfo } from "node:net";
 import os from "node:os";
@@ -43,24 +43,22 @@ import {
   type Transport,
 } from "../tailnet/src/index.ts";
 import { megabytesPerSecond, sampleInterleaved, summarize, type Iterations, type Samples, type Summary } from "./lib/measure.ts";
+import {
+  STREAM_FILE, STREAM_FILE_BYTES, checkReadFile, describeError, executeTrue, machine, milliseconds, rawHttpGet, readFile, readRawTcp, readStream,
+  startLoopbackPeer, tsxExecArgv, writeWorkspace,
+} from "./lib/daemon-workload.ts";
 import { Resources } from "./lib/resources.ts";
-import type { LoopbackPorts } from "./spine/loopback-peer.ts";
 import { measureCreateToReachable, type CreateRun, type CreateSample } from "./tailnet/create-to-reachable.ts";
 import type { DaemonMessage, DaemonStart } from "./tailnet/daemon.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const daemonScript = resolve(here, "tailnet/daemon.ts");
-const loopbackPeer = resolve(here, "spine/loopback-peer.ts");
 const bin = resolve(here, "../.tools/bin");
 const binaries = { tailscaled: join(bin, "tailscaled"), tailscale: join(bin, "tailscale") };
 
 const AGENT_ID = "bench-agent";
 const DIRECT_NODE = "ws-direct";
 const DERP_NODE = "ws-derp";
-const READ_FILE = "read-4k.ts";
-const READ_FILE_BYTES = 4 * 1024;
-const STREAM_FILE = "stream-64m.bin";
-const STREAM_FILE_BYTES = 64 * 1024 * 1024;
 // Loopback DERP has no TLS.
 const DERP_OVER_HTTP = { TS_DEBUG_USE_DERP_HTTP: "1" };
 const FORCED_DERP = { ...DERP_OVER_HTTP, TS_DEBUG_ALWAYS_USE_DERP: "1" };
@@ -152,32 +150,6 @@ function parseFlags(argv: string[]): Flags {
   return { quick: argv.includes("--quick"), strict: argv.includes("--strict"), createOnly: argv.includes("--create-only") };
 }
 
-function machine() {
-  const cpus = os.cpus();
-  return {
-    node: process.version,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpus: os.availableParallelism(),
-    cpu_model: cpus[0]?.model.trim() ?? "unknown",
-    memory_gib: Math.round(os.totalmem() / 2 ** 30),
-  };
-}
-
-/** A 4 KiB source-like text file (the typical read_file) and a 64 MiB incompressible one. */
-function writeWorkspace(workdir: string): void {
-  mkdirSync(workdir, { recursive: true });
-  const line = "export const value = compute(firstArgument, secondArgument); // explain why\n";
-  const text = line.repeat(Math.ceil(READ_FILE_BYTES / line.length)).slice(0, READ_FILE_BYTES - 1) + "\n";
-  writeFileSync(join(workdir, READ_FILE), text);
-  const block = randomBytes(1024 * 1024);
-  const descriptor = openSync(join(workdir, STREAM_FILE), "w");
-  try {
-    for (let written = 0; written < STREAM_FILE_BYTES; written += block.length) writeFileSync(descriptor, block);
-  } finally {
-    closeSync(descriptor);
-  }
-}
-
 /** The first port of the daemons' tailnet range that is free on loopback, as a daemon picks its own. */
 async function freeDaemonPort(): Promise<number> {
   const free = (port: number) =>
@@ -190,16 +162,6 @@ async function freeDaemonPort(): Promise<number> {
   throw new Error(`no free port in ${DAEMON_TAILNET_PORTS.first}-${DAEMON_TAILNET_PORTS.last}`);
 }
 
-// The peers are TypeScript too; load tsx explicitly so this works however the bench itself was started.
-const tsxExecArgv = () => ["--import", import.meta.resolve("tsx")];
-
-async function startLoopbackPeer(resources: Resources, filePath: string): Promise<LoopbackPorts> {
-  const child = resources.child("loopback peer", fork(loopbackPeer, [filePath], { execArgv: tsxExecArgv(), stdio: ["ignore", "inherit", "inherit", "ipc"] }));
-  return new Promise<LoopbackPorts>((resolvePorts, reject) => {
-    child.once("message", (message) => resolvePorts(message as LoopbackPorts));
-    child.once("exit", (code, signal) => reject(new Error(`loopback peer exited early (code ${code}, signal ${signal})`)));
-  });
-}
 
 /** The control plane's relay endpoint, accepting one token. */
 async function startRelay(resources: Resources, token: string): Promise<{ url: string; relay: RelayServer }> {
@@ -228,80 +190,9 @@ async function startDaemon(resources: Resources, start: Omit<DaemonStart, "type"
   await ready;
 }
 
-async function expectOk(response: Response, what: string): Promise<void> {
-  if (response.ok) return;
-  throw new Error(`${what}: HTTP ${response.status} ${await response.text()}`);
-}
-
-function rawHttpGet(port: number): () => Promise<void> {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
-  return () =>
-    new Promise<void>((done, fail) => {
-      const request = http.get({ host: "127.0.0.1", port, path: "/", agent }, (response) => {
-        if (response.statusCode !== 200) fail(new Error(`raw HTTP status ${response.statusCode}`));
-        response.resume();
-        response.once("end", done);
-      });
-      request.once("error", fail);
-    });
-}
-
-function readRawTcp(port: number, expectedBytes: number): Promise<void> {
-  return new Promise<void>((done, fail) => {
-    let bytes = 0;
-    const socket = net.connect(port, "127.0.0.1");
-    socket.on("data", (chunk: Buffer) => {
-      bytes += chunk.length;
-    });
-    socket.once("error", fail);
-    socket.once("end", () => (bytes === expectedBytes ? done() : fail(new Error(`raw TCP read ${bytes} of ${expectedBytes} bytes`))));
-  });
-}
-
-async function readFile(connection: AgentConnection): Promise<void> {
-  const response = await connection.fetch(`/v1/files/read?path=${READ_FILE}`);
-  await expectOk(response, "read_file");
-  await response.arrayBuffer();
-}
-
-async function executeTrue(connection: AgentConnection): Promise<void> {
-  const response = await connection.fetch("/v1/processes", {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify({ command: "true" }),
-  });
-  await expectOk(response, "execute");
-  const result = (await response.json()) as { exit_code: number | null };
-  if (result.exit_code !== 0) throw new Error(`execute true: exit code ${result.exit_code}`);
-}
-
-async function readStream(connection: AgentConnection): Promise<void> {
-  const response = await connection.fetch(`/v1/files/raw?path=${STREAM_FILE}`);
-  await expectOk(response, "raw read");
-  if (!response.body) throw new Error("raw read: no body");
-  const reader = response.body.getReader();
-  let bytes = 0;
-  for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) bytes += chunk.value.byteLength;
-  if (bytes !== STREAM_FILE_BYTES) throw new Error(`raw read: ${bytes} of ${STREAM_FILE_BYTES} bytes`);
-}
-
-/** Checks once, outside the timed loops, that the daemon answers what we think it answers. */
-async function checkReadFile(connection: AgentConnection, path: string): Promise<void> {
-  const response = await connection.fetch(`/v1/files/read?path=${READ_FILE}`);
-  await expectOk(response, `read_file over ${path}`);
-  const body = (await response.json()) as { file_size: number; truncated: boolean };
-  if (body.file_size !== READ_FILE_BYTES || body.truncated) throw new Error(`read_file over ${path} returned ${JSON.stringify(body).slice(0, 200)}`);
-}
-
 /** What the control plane does per tool call: dial (a live connection is reused) and send. */
 const over = (transport: Transport, agentId: string, operation: (connection: AgentConnection) => Promise<void>) => async () => operation(await transport.dial(agentId));
 
-function describeError(error: Error): string {
-  const cause = error.cause instanceof Error ? ` (cause: ${(error.cause as NodeJS.ErrnoException).code ?? error.cause.message})` : "";
-  return `${error.name}: ${error.message}${cause}`;
-}
-
-const milliseconds = (value: number) => (value < 10 ? value.toFixed(3) : value.toFixed(1));
 const since = (start: number) => performance.now() - start;
 
 function printTable(header: string[], cells: string[][], leftColumns: Set<number>): void {
