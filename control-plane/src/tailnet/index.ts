@@ -22,23 +22,10 @@ import {
   type TailscaleBinaries,
 } from "@kiln/tailnet";
 import { splitListen, type ServerConfig } from "../config.ts";
+import type { TailnetJoin } from "@kiln/workspace-daemon/agent-protocol";
 import type { Logger } from "../logger.ts";
 
-/** What a daemon needs to join the tailnet for its build (the body of `POST /api/v1/agent/tailnet/join`). */
-export interface TailnetJoin {
-  login_server: string;
-  /** Single-use, ephemeral, tagged preauth key; expires in 10 minutes. */
-  auth_key: string;
-  /** The control plane presents this on every request; the daemon refuses requests without it. */
-  credential: string;
-  hostname: string;
-  /** Serve the API on the first free port in this range (the ACL policy allows exactly these). */
-  ports: { first: number; last: number };
-  /** Serve SSH for the owner's own devices on the first free port in this range; null when the coordination server is external. */
-  ssh_ports: { first: number; last: number } | null;
-  /** Loopback/plain-HTTP DERP (the embedded headscale without TLS) needs TS_DEBUG_USE_DERP_HTTP=1. */
-  derp_over_http: boolean;
-}
+export type { TailnetJoin };
 
 export interface TailnetHealth {
   mode: "embedded" | "external";

@@ -1,7 +1,9 @@
 import os from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
-import { AgentManifest, type AgentLogEntry, type AgentMetadataResult, type AgentScriptRun } from "./protocol.ts";
+import { AgentManifest, type AgentLogEntry, type AgentMetadataResult, type AgentScriptRun, type TailnetJoin } from "./protocol.ts";
+
+export type { TailnetJoin };
 
 export type LifecycleState = "created" | "starting" | "start_timeout" | "start_error" | "ready" | "shutting_down" | "shutdown_timeout" | "shutdown_error" | "off";
 
@@ -78,17 +80,6 @@ export class ControlPlaneClient {
     });
     if (!response.ok) throw new HttpError(response.status, `${path}: HTTP ${response.status}`);
   }
-}
-
-/** The control plane's answer to a tailnet join (AgentTailnetJoin in its OpenAPI document). */
-export interface TailnetJoin {
-  login_server: string;
-  auth_key: string;
-  credential: string;
-  hostname: string;
-  ports: { first: number; last: number };
-  ssh_ports: { first: number; last: number } | null;
-  derp_over_http: boolean;
 }
 
 export class HttpError extends Error {

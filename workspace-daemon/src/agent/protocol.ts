@@ -79,3 +79,19 @@ export const AgentScriptRun = z.object({
   ended_at: z.string(),
 });
 export type AgentScriptRun = z.infer<typeof AgentScriptRun>;
+
+/** What a daemon needs to join the tailnet for its build (the body of `POST /api/v1/agent/tailnet/join`). */
+export interface TailnetJoin {
+  login_server: string;
+  /** Single-use, ephemeral, tagged preauth key; expires in 10 minutes. */
+  auth_key: string;
+  /** The control plane presents this on every request; the daemon refuses requests without it. */
+  credential: string;
+  hostname: string;
+  /** Serve the API on the first free port in this range (the ACL policy allows exactly these). */
+  ports: { first: number; last: number };
+  /** Serve SSH for the owner's own devices on the first free port in this range; null when device SSH is off. */
+  ssh_ports: { first: number; last: number } | null;
+  /** Loopback/plain-HTTP DERP (the embedded headscale without TLS) needs TS_DEBUG_USE_DERP_HTTP=1. */
+  derp_over_http: boolean;
+}
