@@ -13,6 +13,8 @@ export type TunnelPath = { via: "relay" } | { via: "tailnet"; address: string; p
 const TAILNET_DIAL_BUDGET_MS = 3_000;
 /** After a failed tailnet dial (with fallback allowed), the agent is served over the relay this long before the tailnet is tried again. */
 const TAILNET_RETRY_AFTER_MS = 30_000;
+/** How long "no tailnet endpoint in the database" is believed when no NOTIFY says otherwise. */
+const NO_ENDPOINT_RECHECK_MS = 30_000;
 
 /**
  * The one tunnel the API, the chat loop and interactive access use. Without a tailnet it is the relay. With
@@ -28,6 +30,11 @@ export class WorkspaceTunnel implements Tunnel {
   readonly #paths = new WeakMap<AgentConnection, TunnelPath>();
   /** Agents whose tailnet endpoint failed recently: which address, and when to try it again (fallback only). */
   readonly #tailnetDown = new Map<string, { address: string; until: number }>();
+  /**
+   * Agents the database had no endpoint for, and when to look again: with fallback, a relay-only agent's every
+   * call would otherwise cost a query. A report (NOTIFY, any replica) clears the entry at once.
+   */
+  readonly #noEndpointUntil = new Map<string, number>();
 
   constructor(options: { relay: RelayServer; tailnet?: ControlPlaneTailnet; db: Database; relayFallback: boolean; log: Logger }) {
     this.#relay = options.relay;
@@ -51,7 +58,12 @@ export class WorkspaceTunnel implements Tunnel {
     if (!tailnet) return this.#relay.dial(agentId, options);
     const deadline = Date.now() + (options.timeoutMs ?? 5_000);
     const remaining = () => Math.max(1, deadline - Date.now());
-    let endpoint = tailnet.transport.endpoint(agentId) ?? (await this.#load(agentId));
+    let endpoint: { address: string; port: number } | undefined = tailnet.transport.endpoint(agentId);
+    if (!endpoint && (this.#noEndpointUntil.get(agentId) ?? 0) <= Date.now()) {
+      endpoint = await this.#load(agentId);
+      if (endpoint) this.#noEndpointUntil.delete(agentId);
+      else this.#noEndpointUntil.set(agentId, Date.now() + NO_ENDPOINT_RECHECK_MS);
+    }
     if (!endpoint && !this.#relayFallback) endpoint = await this.#waitForEndpoint(agentId, deadline, options.signal);
     // A new endpoint (the daemon rejoined) is tried at once.
     const down = this.#tailnetDown.get(agentId);
@@ -81,6 +93,7 @@ export class WorkspaceTunnel implements Tunnel {
   disconnect(agentId: string): void {
     this.#relay.disconnect(agentId);
     this.#tailnetDown.delete(agentId);
+    this.#noEndpointUntil.delete(agentId);
     const tailnet = this.#tailnet;
     if (!tailnet) return;
     tailnet.transport.unregister(agentId);
@@ -93,6 +106,7 @@ export class WorkspaceTunnel implements Tunnel {
   /** Another replica recorded a new endpoint (or none) for the agent: forget a different one held here. */
   endpointChanged(agentId: string, address: string | null): void {
     if (!this.#tailnet) return;
+    this.#noEndpointUntil.delete(agentId);
     const held = this.#tailnet.transport.endpoint(agentId);
     if (held && held.address !== address) this.#tailnet.transport.unregister(agentId);
   }
