@@ -39,6 +39,9 @@ export const DaemonEnvironment = z.object({
   ),
   // Where tailscaled and tailscale are, when not on PATH (used only when the control plane runs a tailnet).
   KILN_TAILSCALE_BIN_DIR: optional(z.string().min(1).optional()),
+  // How the relay carries HTTP/2: "direct" on the upgraded socket (falling back to WebSocket messages when
+  // the control plane or a proxy refuses that upgrade), or "websocket" from the start.
+  KILN_RELAY_FRAMING: optional(z.enum(["direct", "websocket"]).default("direct")),
   // pino level for the daemon's logs.
   KILN_LOG_LEVEL: optional(z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info")),
 });
@@ -51,6 +54,7 @@ export interface DaemonConfig {
   stateDir: string;
   logLevel: DaemonEnvironment["KILN_LOG_LEVEL"];
   tailscaleBinDir: string | undefined;
+  relayFraming: DaemonEnvironment["KILN_RELAY_FRAMING"];
 }
 
 export class ConfigError extends Error {
@@ -77,5 +81,6 @@ export function loadConfig(environment: NodeJS.ProcessEnv = process.env): Daemon
     stateDir: result.data.KILN_STATE_DIR,
     logLevel: result.data.KILN_LOG_LEVEL,
     tailscaleBinDir: result.data.KILN_TAILSCALE_BIN_DIR,
+    relayFraming: result.data.KILN_RELAY_FRAMING,
   };
 }

@@ -41,6 +41,7 @@ async function main(): Promise<void> {
     url: `${config.controlPlaneUrl}/api/v1/agent/relay`,
     token: config.agentToken,
     handler,
+    framing: config.relayFraming,
     log: log.child({ module: "relay" }),
     onStateChange: (state) => log.info({ state }, "relay state"),
   });

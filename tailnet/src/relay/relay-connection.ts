@@ -1,11 +1,9 @@
 import http2 from "node:http2";
 import type { ClientHttp2Session, ClientHttp2Stream, IncomingHttpHeaders, IncomingHttpStatusHeader, OutgoingHttpHeaders } from "node:http2";
 import { pipeline, type Duplex } from "node:stream";
-import { WebSocket } from "ws";
-import { webSocketByteStream } from "./websocket-stream.ts";
+import type { RelayCarrier } from "./carrier.ts";
 import { TunnelError, type AgentConnection, type AgentFetchInit, type Logger } from "../transport.ts";
 import { abortReason } from "./abort-reason.ts";
-import { startHeartbeat } from "./heartbeat.ts";
 import { CONNECTION_WINDOW_BYTES, MAX_CONCURRENT_STREAMS, MAX_SESSION_MEMORY_MB, STREAM_WINDOW_BYTES } from "./http2-settings.ts";
 
 const { NGHTTP2_CANCEL } = http2.constants;
@@ -17,7 +15,7 @@ const CONNECTION_HEADERS = new Set(["connection", "keep-alive", "proxy-connectio
 
 export interface RelayConnectionOptions {
   agentId: string;
-  ws: WebSocket;
+  carrier: RelayCarrier;
   log: Logger;
   pingIntervalMs: number;
   /** Called once, as soon as the connection is known to be dead. */
@@ -25,56 +23,54 @@ export interface RelayConnectionOptions {
 }
 
 /**
- * The control plane's end of one agent WebSocket. The HTTP/2 client session over it is
- * created on first use; when the WebSocket or the session dies, everything pending on
- * it fails at once with `connection_lost`.
+ * The control plane's end of one agent's relay connection: the HTTP/2 client session over its
+ * carrier (the upgraded socket, or a WebSocket). When the carrier or the session dies, everything
+ * pending on it fails at once with `connection_lost`.
  */
 export class RelayConnection implements AgentConnection {
   readonly agentId: string;
-  readonly #ws: WebSocket;
-  readonly #duplex: Duplex;
+  readonly #carrier: RelayCarrier;
   readonly #log: Logger;
   readonly #onClose: (connection: RelayConnection) => void;
   readonly #stopHeartbeat: () => void;
   readonly #pending = new Set<(error: TunnelError) => void>();
-  readonly #socketClosed: Promise<void>;
-  #session: ClientHttp2Session | undefined;
+  readonly #session: ClientHttp2Session;
   #lost: TunnelError | undefined;
 
   constructor(options: RelayConnectionOptions) {
     this.agentId = options.agentId;
-    this.#ws = options.ws;
+    this.#carrier = options.carrier;
     this.#log = options.log;
     this.#onClose = options.onClose;
-    // The daemon's HTTP/2 server speaks first (its SETTINGS frame). Wrapping the socket now
-    // buffers that until the session exists; `ws` drops messages nobody listens to.
-    this.#duplex = webSocketByteStream(options.ws);
-    this.#duplex.on("error", (error) => this.#log.debug({ agentId: this.agentId, err: error }, "relay socket stream error"));
-    this.#socketClosed = new Promise((resolve) => options.ws.once("close", () => resolve()));
-    options.ws.on("error", (error) => this.#log.debug({ agentId: this.agentId, err: error }, "relay websocket error"));
-    options.ws.on("close", (code) => {
-      this.#log.debug({ agentId: this.agentId, code }, "relay websocket closed");
+    options.carrier.onLost(() => {
+      this.#log.debug({ agentId: this.agentId, framing: options.carrier.framing }, "relay socket closed");
       this.#fail();
     });
-    this.#stopHeartbeat = startHeartbeat(options.ws, options.pingIntervalMs, () => {
+    this.#session = this.#startSession();
+    this.#stopHeartbeat = options.carrier.heartbeat(this.#session, options.pingIntervalMs, () => {
       this.#log.warn({ agentId: this.agentId }, "relay peer stopped answering pings");
       this.terminate();
     });
   }
 
+  /** How this connection's HTTP/2 travels: the upgraded socket itself, or WebSocket messages. */
+  get framing(): RelayCarrier["framing"] {
+    return this.#carrier.framing;
+  }
+
   get closed(): boolean {
-    return this.#lost !== undefined || this.#ws.readyState !== WebSocket.OPEN;
+    return this.#lost !== undefined || !this.#carrier.open;
   }
 
   /** Drops the connection now; pending work fails synchronously. */
   terminate(): void {
     this.#fail();
-    this.#ws.terminate();
+    this.#carrier.terminate();
   }
 
   /** Resolves once the underlying socket has closed. */
   whenSocketClosed(): Promise<void> {
-    return this.#socketClosed;
+    return this.#carrier.closed;
   }
 
   async fetch(path: string, init: AgentFetchInit = {}): Promise<Response> {
@@ -175,7 +171,8 @@ export class RelayConnection implements AgentConnection {
   }
 
   async ping(): Promise<number> {
-    const session = this.#openSession();
+    if (this.#lost) throw this.#lost;
+    const session = this.#session;
     return new Promise<number>((resolve, reject) => {
       const untrack = this.#track(reject);
       const answered = session.ping((error, durationMs) => {
@@ -198,7 +195,7 @@ export class RelayConnection implements AgentConnection {
     for (const reject of this.#pending) reject(error);
     this.#pending.clear();
     // Destroys every open stream with `error`, so streaming bodies fail too instead of hanging.
-    this.#session?.destroy(error);
+    this.#session.destroy(error);
     this.#onClose(this);
   }
 
@@ -211,17 +208,17 @@ export class RelayConnection implements AgentConnection {
     return () => this.#pending.delete(reject);
   }
 
-  #openSession(): ClientHttp2Session {
-    if (this.#lost) throw this.#lost;
-    if (this.#session) return this.#session;
-    const duplex = this.#duplex;
+  #startSession(): ClientHttp2Session {
+    const stream = this.#carrier.stream;
     const session = http2.connect("http://agent", {
-      createConnection: () => duplex,
+      createConnection: () => stream,
       settings: { initialWindowSize: STREAM_WINDOW_BYTES, enablePush: false },
       peerMaxConcurrentStreams: MAX_CONCURRENT_STREAMS,
       maxSessionMemory: MAX_SESSION_MEMORY_MB,
     });
-    session.on("connect", () => session.setLocalWindowSize(CONNECTION_WINDOW_BYTES));
+    session.on("connect", () => {
+      if (!session.destroyed) session.setLocalWindowSize(CONNECTION_WINDOW_BYTES);
+    });
     session.on("error", (error) => this.#log.debug({ agentId: this.agentId, err: error }, "relay session error"));
     session.on("close", () => {
       if (this.#lost) return;
@@ -229,12 +226,12 @@ export class RelayConnection implements AgentConnection {
       this.#log.warn({ agentId: this.agentId }, "relay session closed by peer");
       this.terminate();
     });
-    this.#session = session;
     return session;
   }
 
   #request(headers: OutgoingHttpHeaders, endStream: boolean): ClientHttp2Stream {
-    const session = this.#openSession();
+    if (this.#lost) throw this.#lost;
+    const session = this.#session;
     try {
       return resetOnDestroy(session.request(headers, { endStream }));
     } catch (error) {
@@ -245,7 +242,7 @@ export class RelayConnection implements AgentConnection {
 
   #streamError(path: string, error: unknown): Error {
     if (error instanceof TunnelError) return error;
-    if (this.#lost || this.#session?.destroyed) return this.#connectionLost();
+    if (this.#lost || this.#session.destroyed) return this.#connectionLost();
     const detail = error instanceof Error ? error.message : "stream closed before response headers";
     return new TunnelError("stream_refused", `request ${path} to workspace agent ${this.agentId} failed: ${detail}`);
   }

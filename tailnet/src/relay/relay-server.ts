@@ -1,7 +1,9 @@
 import type { IncomingMessage } from "node:http";
 import { STATUS_CODES } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { WebSocketServer, type WebSocket } from "ws";
+import { WebSocketServer } from "ws";
+import { DIRECT_RELAY_PROTOCOL, directCarrier, webSocketCarrier, type RelayCarrier } from "./carrier.ts";
 import { TunnelError, silentLogger, type AgentConnection, type DialOptions, type Logger, type Transport } from "../transport.ts";
 import { abortReason } from "./abort-reason.ts";
 import { RelayConnection } from "./relay-connection.ts";
@@ -18,7 +20,7 @@ export interface RelayServerOptions {
   log?: Logger;
   /** default "/api/v1/agent/relay" */
   path?: string;
-  /** default 15000: ws ping; a peer that misses 2 pongs is dropped */
+  /** default 15000: a WebSocket ping or HTTP/2 PING this often; a peer that leaves 2 unanswered is dropped */
   pingIntervalMs?: number;
 }
 
@@ -28,8 +30,9 @@ interface DialWaiter {
 }
 
 /**
- * The control-plane side of the relay: accepts agent WebSockets and is the HTTP/2 client
- * over each of them.
+ * The control-plane side of the relay: accepts agents' upgraded connections and is the HTTP/2 client
+ * over each of them. An agent asks for `Upgrade: kiln-relay-h2` (HTTP/2 straight on the socket) or
+ * `Upgrade: websocket` (HTTP/2 in WebSocket messages, for proxies that pass nothing else).
  */
 export class RelayServer implements Transport {
   readonly kind = "relay";
@@ -147,18 +150,24 @@ export class RelayServer implements Transport {
 
     const { agentId } = identity;
     socket.off("error", onSocketError);
-    this.#webSocketServer.handleUpgrade(req, socket, head, (ws) => this.#attach(agentId, ws, remoteAddress));
+    if (req.headers.upgrade?.trim().toLowerCase() === DIRECT_RELAY_PROTOCOL) {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${DIRECT_RELAY_PROTOCOL}\r\n\r\n`);
+      if (head.length > 0) socket.unshift(head);
+      this.#attach(agentId, directCarrier(socket as Socket, this.#log, { agentId }), remoteAddress);
+      return;
+    }
+    this.#webSocketServer.handleUpgrade(req, socket, head, (ws) => this.#attach(agentId, webSocketCarrier(ws, this.#log, { agentId }), remoteAddress));
   }
 
-  #attach(agentId: string, ws: WebSocket, remoteAddress: string | undefined): void {
+  #attach(agentId: string, carrier: RelayCarrier, remoteAddress: string | undefined): void {
     if (this.#closed) {
-      ws.terminate();
+      carrier.terminate();
       return;
     }
     const previous = this.#connections.get(agentId);
     const connection = new RelayConnection({
       agentId,
-      ws,
+      carrier,
       log: this.#log,
       pingIntervalMs: this.#pingIntervalMs,
       onClose: (closed) => {
@@ -171,10 +180,10 @@ export class RelayServer implements Transport {
     // Registered before the old one closes, so its close does not report the agent gone.
     this.#connections.set(agentId, connection);
     if (previous) {
-      this.#log.info({ agentId, remoteAddress }, "relay agent reconnected; replacing previous connection");
+      this.#log.info({ agentId, remoteAddress, framing: carrier.framing }, "relay agent reconnected; replacing previous connection");
       previous.terminate();
     } else {
-      this.#log.info({ agentId, remoteAddress }, "relay agent connected");
+      this.#log.info({ agentId, remoteAddress, framing: carrier.framing }, "relay agent connected");
     }
     this.#options.onConnect?.(agentId);
     const waiters = this.#waiters.get(agentId);

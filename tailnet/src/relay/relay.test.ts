@@ -3,13 +3,15 @@ import { once } from "node:events";
 import http from "node:http";
 import http2 from "node:http2";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, describe, expect, test } from "vitest";
+import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { WebSocket } from "ws";
 import { TunnelError, type Logger } from "../transport.ts";
+import { DIRECT_RELAY_PROTOCOL, type RelayFraming } from "./carrier.ts";
 import { RelayAgent, type RelayAgentOptions, type RelayAgentState } from "./relay-agent.ts";
+import type { RelayConnection } from "./relay-connection.ts";
 import { RelayServer, type RelayServerOptions } from "./relay-server.ts";
 
 const MiB = 1024 * 1024;
@@ -75,6 +77,9 @@ async function startRelay(options: Partial<RelayServerOptions> = {}): Promise<Ha
   return { relay, url: `http://127.0.0.1:${port}/api/v1/agent/relay`, logs: entries, events, authenticateCalls: () => authenticateCalls };
 }
 
+/** The framing agents ask for unless a test says otherwise (each suite below runs under both). */
+let agentFraming: RelayFraming = "direct";
+
 function startAgent(harness: Harness, handler: Handler, options: Partial<RelayAgentOptions> = {}): { agent: RelayAgent; states: RelayAgentState[]; logs: LogEntry[] } {
   const { log, entries } = memoryLogger();
   const states: RelayAgentState[] = [];
@@ -82,6 +87,7 @@ function startAgent(harness: Harness, handler: Handler, options: Partial<RelayAg
     url: harness.url,
     token: GOOD_TOKEN,
     handler,
+    framing: agentFraming,
     log,
     backoff: { initialMs: 20, maxMs: 200 },
     onStateChange: (state) => states.push(state),
@@ -145,7 +151,21 @@ function firehoseHandler(): { handler: Handler; produced: () => number; closed: 
   };
 }
 
-describe("relay transport", () => {
+describe.each(["direct", "websocket"] as const)("relay transport, %s framing", (framing) => {
+  beforeEach(() => {
+    agentFraming = framing;
+  });
+
+  test("connects with the framing the agent asked for", async () => {
+    const harness = await startRelay();
+    const { agent } = startAgent(harness, (_req, res) => res.end("ok"));
+    const connection = (await harness.relay.dial(AGENT_ID)) as RelayConnection;
+
+    expect([agent.framing, connection.framing]).toEqual([framing, framing]);
+    expect(harness.logs.find((entry) => entry.msg === "relay agent connected")?.obj).toMatchObject({ agentId: AGENT_ID, framing });
+    expect(await (await connection.fetch("/")).text()).toBe("ok");
+  });
+
   test("serves 200 concurrent requests over one connection", { timeout: 20_000 }, async () => {
     const harness = await startRelay();
     const held: Array<() => void> = [];
@@ -458,9 +478,9 @@ describe("relay transport", () => {
 
   test("a peer that stops answering pings is dropped", async () => {
     const harness = await startRelay({ pingIntervalMs: 50 });
-    const silent = new WebSocket(harness.url.replace("http:", "ws:"), { headers: { authorization: `Bearer ${GOOD_TOKEN}` }, autoPong: false });
-    cleanups.push(() => silent.terminate());
-    await once(silent, "open");
+    // Upgrades, then says nothing: no pong, no HTTP/2 PING acknowledgement.
+    const silent = framing === "websocket" ? await silentWebSocket(harness.url) : await silentDirectSocket(harness.url);
+    cleanups.push(() => silent.destroy());
     await waitFor(() => harness.relay.isConnected(AGENT_ID));
 
     await waitFor(() => harness.events.includes(`disconnect ${AGENT_ID}`), 2000);
@@ -468,6 +488,93 @@ describe("relay transport", () => {
     expect(harness.relay.isConnected(AGENT_ID)).toBe(false);
   });
 });
+
+describe("relay framing fallback", () => {
+  beforeEach(() => {
+    agentFraming = "direct";
+  });
+
+  test("an agent behind a proxy that passes only WebSocket upgrades falls back to WebSocket framing", async () => {
+    const harness = await startRelay();
+    const proxy = await startUpgradeProxy(harness.url, (req) => (req.headers.upgrade?.toLowerCase() === "websocket" ? "forward" : 400));
+    const { agent, logs } = startAgent({ ...harness, url: proxy.url }, (_req, res) => res.end("through the proxy"));
+
+    const connection = (await harness.relay.dial(AGENT_ID)) as RelayConnection;
+
+    expect(await (await connection.fetch("/")).text()).toBe("through the proxy");
+    expect([agent.framing, connection.framing]).toEqual(["websocket", "websocket"]);
+    expect(proxy.upgrades).toEqual([DIRECT_RELAY_PROTOCOL, "websocket"]);
+    expect(logs.filter((entry) => entry.msg === "the direct relay upgrade was refused; using WebSocket framing").map((entry) => entry.obj)).toEqual([
+      expect.objectContaining({ status: 400 }),
+    ]);
+    expect(JSON.stringify(logs)).not.toContain(GOOD_TOKEN);
+  });
+
+  test("a gateway error is retried as it is, not taken for a refusal of the direct upgrade", async () => {
+    const harness = await startRelay();
+    let refusals = 2;
+    const proxy = await startUpgradeProxy(harness.url, () => (refusals-- > 0 ? 502 : "forward"));
+    const { agent } = startAgent({ ...harness, url: proxy.url }, (_req, res) => res.end());
+
+    const connection = (await harness.relay.dial(AGENT_ID)) as RelayConnection;
+
+    expect([agent.framing, connection.framing]).toEqual(["direct", "direct"]);
+    expect(proxy.upgrades).toEqual([DIRECT_RELAY_PROTOCOL, DIRECT_RELAY_PROTOCOL, DIRECT_RELAY_PROTOCOL]);
+  });
+});
+
+/** Opens a relay WebSocket that never answers a ping. */
+async function silentWebSocket(url: string): Promise<{ destroy(): void }> {
+  const ws = new WebSocket(url.replace("http:", "ws:"), { headers: { authorization: `Bearer ${GOOD_TOKEN}` }, autoPong: false });
+  await once(ws, "open");
+  return { destroy: () => ws.terminate() };
+}
+
+/** Upgrades to the direct framing and never speaks HTTP/2. */
+function silentDirectSocket(url: string): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const request = http.request(url, { headers: { connection: "Upgrade", upgrade: DIRECT_RELAY_PROTOCOL, authorization: `Bearer ${GOOD_TOKEN}` } });
+    request.on("upgrade", (_response, socket: net.Socket) => resolve(socket));
+    request.on("response", (response) => reject(new Error(`expected 101, got ${response.statusCode}`)));
+    request.on("error", reject);
+    request.end();
+  });
+}
+
+/**
+ * An HTTP proxy for upgrades, in front of the relay: `decide` answers a status of its own or lets the
+ * upgrade through to the relay (request head and all, then bytes both ways).
+ */
+async function startUpgradeProxy(relayUrl: string, decide: (req: http.IncomingMessage) => "forward" | number): Promise<{ url: string; upgrades: string[] }> {
+  const target = new URL(relayUrl);
+  const upgrades: string[] = [];
+  const server = http.createServer((_req, res) => res.writeHead(404).end());
+  server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+    upgrades.push(req.headers.upgrade ?? "");
+    const decision = decide(req);
+    if (decision !== "forward") {
+      socket.end(`HTTP/1.1 ${decision} ${http.STATUS_CODES[decision]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+      return;
+    }
+    const upstream = net.connect(Number(target.port), target.hostname, () => {
+      const headerLines = [];
+      for (let index = 0; index < req.rawHeaders.length; index += 2) headerLines.push(`${req.rawHeaders[index]}: ${req.rawHeaders[index + 1]}\r\n`);
+      upstream.write(`${req.method} ${req.url} HTTP/1.1\r\n${headerLines.join("")}\r\n`);
+      upstream.write(head);
+      socket.pipe(upstream).pipe(socket);
+    });
+    upstream.on("error", () => socket.destroy());
+    socket.on("error", () => upstream.destroy());
+  });
+  server.listen(0, "127.0.0.1");
+  await once(server, "listening");
+  cleanups.push(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const { port } = server.address() as AddressInfo;
+  return { url: `http://127.0.0.1:${port}${target.pathname}`, upgrades };
+}
 
 function upgradeStatus(url: string, headers: Record<string, string>): Promise<{ status: number | undefined; wwwAuthenticate: string | undefined }> {
   return new Promise((resolve, reject) => {
