@@ -1,6 +1,8 @@
 /**
- * Spine benchmark: what the relay tunnel (control plane → WebSocket → HTTP/2 → real
- * kiln-daemon) costs next to plain loopback baselines, in one run.
+ * Spine benchmark: what the relay tunnel (control plane → HTTP/2 on the daemon's upgraded
+ * socket → real kiln-daemon) costs next to plain loopback baselines, in one run. A second
+ * daemon on the WebSocket framing (the fallback for proxies that pass nothing else) gives
+ * diagnostic rows.
  *
  *   npx tsx bench/spine.ts [--quick] [--strict]
  *
@@ -16,7 +18,7 @@ import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
-import { RelayServer, type AgentConnection } from "../tailnet/src/index.ts";
+import { RelayServer, type AgentConnection, type RelayConnection } from "../tailnet/src/index.ts";
 import { megabytesPerSecond, sampleInterleaved, summarize, type Iterations, type Samples, type Summary } from "./lib/measure.ts";
 import {
   STREAM_FILE, STREAM_FILE_BYTES, checkReadFile, describeError, executeTrue as tunnelExecuteTrue, expectOk, machine, milliseconds, rawHttpGet,
@@ -28,6 +30,7 @@ const here = dirname(fileURLToPath(import.meta.url));
 const daemonBin = resolve(here, "../workspace-daemon/bin/kiln-daemon.mjs");
 
 const AGENT_ID = "bench-agent";
+const WEBSOCKET_AGENT_ID = "bench-agent-websocket";
 
 interface Phase extends Iterations {
   /** The operations compared in a phase take turns this many times (see sampleInterleaved). */
@@ -96,9 +99,9 @@ interface ControlPlane {
   relay: RelayServer;
 }
 
-/** The control-plane side: a relay endpoint that accepts one token, and a lifecycle endpoint that answers 204. */
-async function startControlPlane(resources: Resources, token: string): Promise<ControlPlane> {
-  const relay = new RelayServer({ authenticate: async (given) => (given === token ? { agentId: AGENT_ID } : null) });
+/** The control-plane side: a relay endpoint that knows one token per agent, and a lifecycle endpoint that answers 204. */
+async function startControlPlane(resources: Resources, tokens: Map<string, string>): Promise<ControlPlane> {
+  const relay = new RelayServer({ authenticate: async (given) => (tokens.has(given) ? { agentId: tokens.get(given) as string } : null) });
   const server = http.createServer((request, response) => {
     if (request.method === "POST" && request.url === "/api/v1/agent/lifecycle") {
       request.resume();
@@ -123,7 +126,7 @@ async function startControlPlane(resources: Resources, token: string): Promise<C
 async function startDaemon(
   resources: Resources,
   controlPlane: ControlPlane,
-  options: { token: string; workdir: string; stateDir: string; logFile: string },
+  options: { agentId: string; token: string; framing: "direct" | "websocket"; workdir: string; stateDir: string; logFile: string },
 ): Promise<AgentConnection> {
   const log = openSync(options.logFile, "a");
   const child = resources.child(
@@ -138,6 +141,7 @@ async function startDaemon(
         // Keeps the daemon's host key and other state out of ~/.kiln.
         KILN_STATE_DIR: options.stateDir,
         KILN_LOG_LEVEL: "info",
+        KILN_RELAY_FRAMING: options.framing,
       },
     }),
   );
@@ -148,7 +152,10 @@ async function startDaemon(
     ),
   );
   exited.catch(() => {});
-  return Promise.race([controlPlane.relay.dial(AGENT_ID, { timeoutMs: 30_000 }), exited]);
+  const connection = await Promise.race([controlPlane.relay.dial(options.agentId, { timeoutMs: 30_000 }), exited]);
+  const framing = (connection as RelayConnection).framing;
+  if (framing !== options.framing) throw new Error(`kiln-daemon ${options.agentId} connected with ${framing} framing, expected ${options.framing}`);
+  return connection;
 }
 
 function spawnTrue(): Promise<void> {
@@ -201,11 +208,18 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
   const workdir = join(root, "workspace");
   writeWorkspace(workdir);
   const token = randomBytes(24).toString("hex");
+  const webSocketToken = randomBytes(24).toString("hex");
 
   const ports = await startLoopbackPeer(resources, join(workdir, STREAM_FILE));
-  const controlPlane = await startControlPlane(resources, token);
-  const connection = await startDaemon(resources, controlPlane, { token, workdir, stateDir: join(root, "state"), logFile: join(root, "daemon.log") });
+  const controlPlane = await startControlPlane(resources, new Map([[token, AGENT_ID], [webSocketToken, WEBSOCKET_AGENT_ID]]));
+  const connection = await startDaemon(resources, controlPlane, {
+    agentId: AGENT_ID, token, framing: "direct", workdir, stateDir: join(root, "state"), logFile: join(root, "daemon.log"),
+  });
+  const webSocketConnection = await startDaemon(resources, controlPlane, {
+    agentId: WEBSOCKET_AGENT_ID, token: webSocketToken, framing: "websocket", workdir, stateDir: join(root, "state-websocket"), logFile: join(root, "daemon-websocket.log"),
+  });
   await checkReadFile(connection);
+  await checkReadFile(webSocketConnection);
   console.log(`daemon connected; measuring (workdir ${workdir})\n`);
 
   interface Scenario {
@@ -225,20 +239,22 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
     });
   };
 
-  const [rawHttp, ping, info, readFile] = (await measure(plan.latency, [
+  const [rawHttp, ping, info, readFile, webSocketReadFile] = (await measure(plan.latency, [
     { key: "raw_http", label: "raw HTTP/1.1 keep-alive GET (child process)", operation: rawHttpGet(ports.httpPort) },
     { key: "tunnel_ping", label: "tunnel HTTP/2 PING (diagnostic)", operation: () => connection.ping().then(() => {}) },
     { key: "tunnel_info", label: "tunnel GET /v1/info (diagnostic)", operation: () => tunnelInfo(connection) },
     { key: "tunnel_read_file", label: "tunnel read_file 4 KiB", operation: () => tunnelReadFile(connection) },
-  ])) as [Row, Row, Row, Row];
+    { key: "websocket_read_file", label: "… WebSocket framing (diagnostic)", operation: () => tunnelReadFile(webSocketConnection) },
+  ])) as [Row, Row, Row, Row, Row];
   const [spawnDirect, execute] = (await measure(plan.process, [
     { key: "spawn_true", label: "spawn sh -c true (bench process)", operation: spawnTrue },
     { key: "tunnel_execute_true", label: "tunnel execute true", operation: () => tunnelExecuteTrue(connection) },
   ])) as [Row, Row];
-  const [rawTcp, stream] = (await measure(plan.stream, [
+  const [rawTcp, stream, webSocketStream] = (await measure(plan.stream, [
     { key: "raw_tcp_64mib", label: "raw TCP 64 MiB (child process)", operation: () => readRawTcp(ports.tcpPort, STREAM_FILE_BYTES), bytes: STREAM_FILE_BYTES },
     { key: "tunnel_raw_64mib", label: "tunnel GET /v1/files/raw 64 MiB", operation: () => tunnelReadStream(connection), bytes: STREAM_FILE_BYTES },
-  ])) as [Row, Row];
+    { key: "websocket_raw_64mib", label: "… WebSocket framing (diagnostic)", operation: () => tunnelReadStream(webSocketConnection), bytes: STREAM_FILE_BYTES },
+  ])) as [Row, Row, Row];
 
   const readRatio = readFile.summary.p50 / rawHttp.summary.p50;
   const executeRatio = execute.summary.p50 / spawnDirect.summary.p50;
@@ -246,9 +262,11 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
   ping.comparison = `${(ping.summary.p50 / rawHttp.summary.p50).toFixed(1)}× raw HTTP`;
   info.comparison = `${(info.summary.p50 / rawHttp.summary.p50).toFixed(1)}× raw HTTP`;
   readFile.comparison = `${readRatio.toFixed(1)}× raw HTTP`;
+  webSocketReadFile.comparison = `${(webSocketReadFile.summary.p50 / rawHttp.summary.p50).toFixed(1)}× raw HTTP`;
   execute.comparison = `${executeRatio.toFixed(2)}× spawn, +${milliseconds(execute.summary.p50 - spawnDirect.summary.p50)} ms`;
   stream.comparison = `${(streamShare * 100).toFixed(0)} % of raw TCP`;
-  const rows = [rawHttp, ping, info, readFile, spawnDirect, execute, rawTcp, stream];
+  webSocketStream.comparison = `${((rawTcp.summary.p50 / webSocketStream.summary.p50) * 100).toFixed(0)} % of raw TCP`;
+  const rows = [rawHttp, ping, info, readFile, webSocketReadFile, spawnDirect, execute, rawTcp, stream, webSocketStream];
 
   const targets: Target[] = [
     { name: "read_file p50 ≤ 1 ms", actual: readFile.summary.p50, limit: 1, unit: "ms", kind: "max" },

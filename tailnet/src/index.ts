@@ -1,6 +1,8 @@
 export { TunnelError, type AgentConnection, type AgentFetchInit, type DialOptions, type Logger, type Transport, type TunnelErrorCode } from "./transport.ts";
 export { RelayServer, DEFAULT_RELAY_PATH, type RelayServerOptions } from "./relay/relay-server.ts";
 export { RelayAgent, type RelayAgentOptions, type RelayAgentState } from "./relay/relay-agent.ts";
+export type { RelayConnection } from "./relay/relay-connection.ts";
+export { DIRECT_RELAY_PROTOCOL, type RelayFraming } from "./relay/carrier.ts";
 export { TailnetTransport, type TailnetEndpoint, type TailnetTransportOptions } from "./tailnet/tailnet-transport.ts";
 export { serveOnTailnet, type TailnetAgentServer, type TailnetAgentServerOptions } from "./tailnet/tailnet-agent-server.ts";
 export { TAILNET_CREDENTIAL_HEADER, createCredential, credentialMatches } from "./tailnet/credential.ts";

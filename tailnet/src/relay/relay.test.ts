@@ -480,7 +480,9 @@ describe.each(["direct", "websocket"] as const)("relay transport, %s framing", (
     const harness = await startRelay({ pingIntervalMs: 50 });
     // Upgrades, then says nothing: no pong, no HTTP/2 PING acknowledgement.
     const silent = framing === "websocket" ? await silentWebSocket(harness.url) : await silentDirectSocket(harness.url);
-    cleanups.push(() => silent.destroy());
+    cleanups.push(() => {
+      silent.destroy();
+    });
     await waitFor(() => harness.relay.isConnected(AGENT_ID));
 
     await waitFor(() => harness.events.includes(`disconnect ${AGENT_ID}`), 2000);
