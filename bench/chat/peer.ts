@@ -1,9 +1,9 @@
 /**
  * Everything outside the control plane in the chat benchmark, in a child process so the
  * bench process's RSS and CPU are the control plane's alone:
- * - a fake Anthropic Messages API: the test fake's real SSE wire format, with a fixed
- *   artificial latency spread over the frames on an absolute schedule (timer slop does
- *   not add up), timing every response it serves;
+ * - a fake Anthropic Messages API: the test fake's real SSE wire format, with an artificial
+ *   latency (fixed, or drawn per call from a range) spread over the frames on an absolute
+ *   schedule (timer slop does not add up), timing every response it serves;
  * - the API client that creates chats over HTTP.
  *
  * The prompt of each chat carries its script (protocol.ts). Talks to its parent over IPC
@@ -31,13 +31,32 @@ function scriptOf(body: { messages?: unknown[] } | undefined): ChatScript | null
   return scriptIn(JSON.stringify(body?.messages?.[0] ?? ""));
 }
 
-function isFirstStep(body: { messages?: { role: string }[] }): boolean {
-  return !(body.messages ?? []).some((message) => message.role === "assistant");
+/** Which model call of the turn this is, from 0: the assistant messages (one per earlier step) in the request. */
+function stepOf(body: { messages?: { role: string }[] }): number {
+  return (body.messages ?? []).filter((message) => message.role === "assistant").length;
 }
 
-function turnFor(script: ChatScript, body: { messages?: { role: string }[] }): FakeRespondTurn {
-  if (script.tool && isFirstStep(body)) return { type: "respond", text: ["Let me ", "look."], toolCalls: [{ name: "list_templates", input: {} }] };
+function turnFor(script: ChatScript, step: number): FakeRespondTurn {
+  if (step < script.toolCalls) return { type: "respond", text: ["Let me ", "look."], toolCalls: [{ name: "list_templates", input: {} }] };
   return { type: "respond", text: TEXT };
+}
+
+/** FNV-1a: a 32-bit seed from a string. */
+function hash(text: string): number {
+  let value = 0x811c9dc5;
+  for (let index = 0; index < text.length; index++) value = Math.imul(value ^ text.charCodeAt(index), 0x01000193);
+  return value >>> 0;
+}
+
+/** The latency of one model call: fixed, or uniform over the script's range, the same for a chat key and step on every run. */
+function latencyOf(script: ChatScript, step: number): number {
+  if (script.latencyMaxMs === undefined) return script.latencyMs;
+  // One round of a 32-bit mixer (murmur3's finalizer) over the seed spreads neighbouring keys evenly.
+  let value = hash(`${script.key}#${step}`);
+  value = Math.imul(value ^ (value >>> 16), 0x85ebca6b);
+  value = Math.imul(value ^ (value >>> 13), 0xc2b2ae35);
+  value = (value ^ (value >>> 16)) >>> 0;
+  return script.latencyMs + (value / 2 ** 32) * (script.latencyMaxMs - script.latencyMs);
 }
 
 async function serveModelCall(request: http.IncomingMessage, response: http.ServerResponse): Promise<void> {
@@ -52,9 +71,10 @@ async function serveModelCall(request: http.IncomingMessage, response: http.Serv
     response.writeHead(400, headers).end(errorBody);
     return;
   }
-  const { headers, frames } = anthropicProtocol.stream(turnFor(script, body), { method: "POST", path: request.url, body, headers: {}, closedEarly: false });
+  const step = stepOf(body);
+  const { headers, frames } = anthropicProtocol.stream(turnFor(script, step), { method: "POST", path: request.url, body, headers: {}, closedEarly: false });
   response.writeHead(200, headers);
-  if (script.hold && isFirstStep(body)) {
+  if (script.hold && step === 0) {
     // The stream is open and has started (message_start), as while a real model thinks.
     const first = frames.shift();
     if (first !== undefined) response.write(first);
@@ -63,7 +83,7 @@ async function serveModelCall(request: http.IncomingMessage, response: http.Serv
     held--;
     started = performance.now();
   }
-  const gap = frames.length > 1 ? script.latencyMs / (frames.length - 1) : 0;
+  const gap = frames.length > 1 ? latencyOf(script, step) / (frames.length - 1) : 0;
   for (const [index, frame] of frames.entries()) {
     const due = started + index * gap;
     const wait = due - performance.now();
@@ -84,7 +104,12 @@ async function createChats(command: Extract<PeerCommand, { type: "create" }>): P
   let next = 0;
   const worker = async () => {
     while (next < command.chats.length) {
-      const script = command.chats[next++] as ChatScript;
+      const index = next++;
+      const script = command.chats[index] as ChatScript;
+      if (command.ratePerSecond) {
+        const wait = started + (index * 1000) / command.ratePerSecond - performance.now();
+        if (wait > 0) await sleep(wait);
+      }
       const posted = performance.now();
       try {
         const response = await fetch(`${command.url}/api/v1/chats`, {

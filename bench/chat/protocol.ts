@@ -6,8 +6,13 @@ export interface ChatScript {
   key: string;
   /** Artificial latency of every model call, spread over its frames. */
   latencyMs: number;
-  /** The first step calls list_templates; the second answers in text. */
-  tool: boolean;
+  /**
+   * When set, each model call's latency is drawn uniformly from [latencyMs, latencyMaxMs]
+   * instead (deterministically from the chat's key and the call's index, so reruns draw alike).
+   */
+  latencyMaxMs?: number;
+  /** The first `toolCalls` model calls each call list_templates; the one after answers in text (0: a one-step text chat). */
+  toolCalls: number;
   /** The first model call sends its first frame, then waits for a `release` command before the rest. */
   hold?: boolean;
 }
@@ -31,7 +36,8 @@ export function epochMs(): number {
 }
 
 export type PeerCommand =
-  | { type: "create"; url: string; token: string; chats: ChatScript[]; inFlight: number }
+  /** `ratePerSecond`: POST n starts no earlier than n / ratePerSecond s after the first (still at most `inFlight` at once). */
+  | { type: "create"; url: string; token: string; chats: ChatScript[]; inFlight: number; ratePerSecond?: number }
   /** Hands over (and forgets) the model-call timings recorded so far. */
   | { type: "collect" }
   | { type: "cpu" }
@@ -50,15 +56,22 @@ export type PeerReply =
   | { type: "held"; count: number }
   | { type: "released" };
 
-const MARKER = /\[bench key=(\S+) latency=(\d+) tool=([01]) hold=([01])\]/;
+const MARKER = /\[bench key=(\S+) latency=(\d+)(?:-(\d+))? tools=(\d+) hold=([01])\]/;
 
 export function promptFor(script: ChatScript): string {
-  return `[bench key=${script.key} latency=${script.latencyMs} tool=${script.tool ? 1 : 0} hold=${script.hold ? 1 : 0}] say hello`;
+  const latency = script.latencyMaxMs === undefined ? `${script.latencyMs}` : `${script.latencyMs}-${script.latencyMaxMs}`;
+  return `[bench key=${script.key} latency=${latency} tools=${script.toolCalls} hold=${script.hold ? 1 : 0}] say hello`;
 }
 
 /** The script in a text that contains a prompt made by promptFor, or null. */
 export function scriptIn(text: string): ChatScript | null {
   const match = MARKER.exec(text);
   if (!match) return null;
-  return { key: match[1] as string, latencyMs: Number(match[2]), tool: match[3] === "1", hold: match[4] === "1" };
+  return {
+    key: match[1] as string,
+    latencyMs: Number(match[2]),
+    ...(match[3] === undefined ? {} : { latencyMaxMs: Number(match[3]) }),
+    toolCalls: Number(match[4]),
+    hold: match[5] === "1",
+  };
 }

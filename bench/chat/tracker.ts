@@ -12,6 +12,9 @@ export interface ChatTimes {
   error?: { at: number; message: string | null };
 }
 
+/** The milestones of a tool step, in the order the worker publishes them (each after its statement committed). */
+export type StepMilestone = "reply" | "tool.started" | "tool.finished" | "tool.result";
+
 /**
  * Timestamps status changes from the runtime's event bus: the worker publishes them
  * synchronously at the points above, so reading them costs the worker nothing extra
@@ -19,25 +22,51 @@ export interface ChatTimes {
  */
 export class ChatTracker {
   readonly times = new Map<string, ChatTimes>();
+  /** Chats seen committed (`pending`), and chats seen waiting or failed, so far: their difference is the chats in flight. */
+  committed = 0;
+  settledCount = 0;
+  /** While true, also records each chat's tool-step milestones (in `milestones`). */
+  traceSteps = false;
+  readonly milestones = new Map<string, { milestone: StepMilestone; at: number }[]>();
   readonly #settleWaiters = new Map<string, Set<(times: ChatTimes) => void>>();
   readonly #unsubscribe: () => void;
 
   constructor(bus: ChatEventBus) {
     this.#unsubscribe = bus.subscribeAll(({ event }) => {
-      if (event.type !== "status") return;
+      if (event.type !== "status") {
+        if (this.traceSteps) this.#milestone(event);
+        return;
+      }
       const now = performance.now();
       let times = this.times.get(event.chat_id);
       if (!times) this.times.set(event.chat_id, (times = {}));
-      if (event.status === "pending") times.pending ??= now;
-      else if (event.status === "running") times.running ??= now;
+      const wasSettled = times.waiting !== undefined || times.error !== undefined;
+      if (event.status === "pending") {
+        if (times.pending === undefined) this.committed++;
+        times.pending ??= now;
+      } else if (event.status === "running") times.running ??= now;
       else if (event.status === "waiting") times.waiting ??= now;
       else if (event.status === "error") times.error ??= { at: now, message: event.error };
       else return;
       if (times.waiting !== undefined || times.error) {
+        if (!wasSettled) this.settledCount++;
         for (const resolve of this.#settleWaiters.get(event.chat_id) ?? []) resolve(times);
         this.#settleWaiters.delete(event.chat_id);
       }
     });
+  }
+
+  #milestone(event: Parameters<Parameters<ChatEventBus["subscribeAll"]>[0]>[0]["event"]): void {
+    let milestone: StepMilestone;
+    if (event.type === "message.committed") {
+      if (event.message.role === "assistant") milestone = "reply";
+      else if (event.message.role === "tool") milestone = "tool.result";
+      else return;
+    } else if (event.type === "tool.started" || event.type === "tool.finished") milestone = event.type;
+    else return;
+    let list = this.milestones.get(event.chat_id);
+    if (!list) this.milestones.set(event.chat_id, (list = []));
+    list.push({ milestone, at: performance.now() });
   }
 
   /** Resolves once the chat is waiting or failed (at once if it already is). */
