@@ -298,11 +298,16 @@ async function main(): Promise<number> {
     (remote, local) => ["-q", "-F", sshConfig, `kiln.dev:${remote}`, local], env, digest);
   const sshd = await startSshd(temporaryDirectory("kiln-bench-sshd-"));
   const remoteDirectory = temporaryDirectory("kiln-bench-sshd-files-", path.dirname(dataDirectory));
-  const sshdOptions = ["-q", "-i", sshd.key, "-P", String(sshd.port), "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"];
+  const openSshOptions = ["-q", "-i", sshd.key, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"];
+  const sshdOptions = [...openSshOptions, "-P", String(sshd.port)];
   const target = `${os.userInfo().username}@127.0.0.1`;
   const openSsh = await scpThroughput("sshd", plan.scpBytes, plan.scpRuns, file,
     (remote) => [...sshdOptions, file, `${target}:${remoteDirectory}/${remote}`],
     (remote, local) => [...sshdOptions, `${target}:${remoteDirectory}/${remote}`, local], env, digest);
+  // The PTY flood through OpenSSH (sshd reads its PTY, ssh -tt prints it): what stock tooling gets here.
+  log(`PTY flood through sshd: ${plan.floodBytes / 1024 / 1024} MiB of 'yes'…`);
+  const sshdFloodMs = await mustRun("sh", ["-c", `ssh -tt ${[...openSshOptions, "-p", String(sshd.port)].map((option) => `'${option}'`).join(" ")} ${target} 'yes | head -c ${plan.floodBytes}' > /dev/null`]);
+  const sshdFlood = (plan.floodBytes * 1.5) / 1e6 / (sshdFloodMs / 1000);
 
   const uploadRatio = kilnScp.upload / openSsh.upload;
   const downloadRatio = kilnScp.download / openSsh.download;
@@ -325,6 +330,7 @@ async function main(): Promise<number> {
     `| keystroke echo, web terminal (n=${echo.n}) | p50 ${fixed(echo.p50, 2)} ms, p99 ${fixed(echo.p99, 2)} ms, max ${fixed(echo.max, 1)} ms |`,
     `| PTY output, \`yes\` flood (${fixed(flood.bytes / 1e6, 0)} MB) | ${fixed(flood.megabytesPerSecond)} MB/s |`,
     `| same flood into a local PTY read by \`script\` (no Kiln; the machine's ceiling) | ${fixed(localFlood)} MB/s |`,
+    `| same flood through OpenSSH (\`ssh -tt\` to the sshd below) | ${fixed(sshdFlood)} MB/s |`,
     `| RSS during flood (peak − before) | server +${fixed(flood.rss.server!.peak - flood.rss.server!.before)} MiB, daemon +${fixed(flood.rss.daemon!.peak - flood.rss.daemon!.before)} MiB |`,
     `| RSS with a stalled reader, ${plan.stallSeconds} s of \`yes\` | server +${fixed(flood.stalled.server!.peak - flood.stalled.server!.before)} MiB, daemon +${fixed(flood.stalled.daemon!.peak - flood.stalled.daemon!.before)} MiB |`,
     `| ssh connection setup via \`kiln ssh --stdio\` (\`ssh kiln.dev true\`) | ${fixed(setupMs, 0)} ms |`,
@@ -335,7 +341,7 @@ async function main(): Promise<number> {
     "",
   ];
   process.stdout.write(lines.join("\n"));
-  process.stdout.write(`${JSON.stringify({ bench: "interactive", plan: flags.quick ? "quick" : "full", echo, flood: { megabytesPerSecond: flood.megabytesPerSecond, localPtyMegabytesPerSecond: localFlood, bytes: flood.bytes, rssGrowthMiB: floodGrowth, stalledRssGrowthMiB: stallGrowth }, scp: { kiln: kilnScp, sshd: openSsh, uploadRatio, downloadRatio, setupMs }, targets })}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: "interactive", plan: flags.quick ? "quick" : "full", echo, flood: { megabytesPerSecond: flood.megabytesPerSecond, localPtyMegabytesPerSecond: localFlood, sshdPtyMegabytesPerSecond: sshdFlood, bytes: flood.bytes, rssGrowthMiB: floodGrowth, stalledRssGrowthMiB: stallGrowth }, scp: { kiln: kilnScp, sshd: openSsh, uploadRatio, downloadRatio, setupMs }, targets })}\n`);
   return flags.strict && targets.some((target) => !target.pass) ? 1 : 0;
 }
 

@@ -2,7 +2,7 @@
  * The workspace side of bench/tailnet.ts, in its own process: the daemon's real HTTP API
  * (createDaemonApp) served both ways the control plane reaches it, as workspace-daemon/src/main.ts
  * and agent/tailnet.test.ts wire it:
- * - a RelayAgent dialing the bench's RelayServer (WebSocket carrying HTTP/2);
+ * - a RelayAgent dialing the bench's RelayServer (HTTP/2 on the upgraded connection, the default framing);
  * - serveOnTailnet: h2c on 127.0.0.1:<port>, where the workspace's userspace tailscaled nodes forward
  *   inbound tailnet TCP. The tailscaled processes themselves are started by the bench, so it can
  *   kill them whatever happens to this process; where a process sits does not change the data path.
