@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WebSocket } from "ws";
@@ -93,6 +93,67 @@ describe("interactive access: web terminal, kiln ssh, OpenSSH, port forwarding",
     expect((await ssh(["kiln.dev", "echo oops >&2; exit 42"])).stderr).toContain("oops");
     expect(await ssh(["kiln.dev", "wc -c"], { input: "twelve bytes" })).toMatchObject({ code: 0, stdout: expect.stringMatching(/^\s*12\n$/) });
     expect((await ssh(["kiln.dev", "pwd"])).stdout.trim()).toBe(workspaceDirectory);
+  });
+
+  it("`kiln ssh --stdio` gets the raw bytes on the upgraded connection, and falls back to a WebSocket behind a proxy that passes nothing else", async () => {
+    // The upgrade itself: 101 with the token, then the workspace's SSH banner, unframed.
+    const banner = await new Promise<{ status: number; upgrade: string | undefined; first: string }>((resolve, reject) => {
+      const request = http.request(`${url}/api/v1/workspaces/dev/ssh`, { headers: { connection: "Upgrade", upgrade: "kiln-bytes", authorization: `Bearer ${token}` } });
+      request.on("upgrade", (response, socket, head) => {
+        const collect = (chunk: Buffer) => {
+          socket.destroy();
+          resolve({ status: response.statusCode!, upgrade: response.headers.upgrade, first: chunk.toString("latin1") });
+        };
+        if (head.length > 0) collect(head);
+        else socket.once("data", collect);
+      });
+      request.on("response", (response) => reject(new Error(`expected 101, got ${response.statusCode}`)));
+      request.on("error", reject);
+      request.end();
+    });
+    expect(banner).toMatchObject({ status: 101, upgrade: "kiln-bytes", first: expect.stringMatching(/^SSH-2\.0-/) });
+    // Refusals are still Kiln's JSON, before any upgrade.
+    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const request = http.request(`${url}/api/v1/workspaces/nope/ssh`, { headers: { connection: "Upgrade", upgrade: "kiln-bytes", authorization: `Bearer ${token}` } });
+      request.on("response", (response) => {
+        let body = "";
+        response.on("data", (chunk) => (body += chunk));
+        response.on("end", () => resolve({ status: response.statusCode!, body }));
+      });
+      request.on("error", reject);
+      request.end();
+    });
+    expect(refused.status).toBe(404);
+    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: "not_found" } });
+
+    // A proxy that forwards WebSocket upgrades and answers anything else with a plain 400.
+    const upgrades: string[] = [];
+    const proxy = http.createServer((_request, response) => response.writeHead(404).end());
+    proxy.on("upgrade", (request: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
+      upgrades.push(request.headers.upgrade ?? "");
+      if (request.headers.upgrade?.toLowerCase() !== "websocket") {
+        socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nbad upgrade");
+        return;
+      }
+      const upstream = net.connect(Number(new URL(url).port), "127.0.0.1", () => {
+        const lines: string[] = [];
+        for (let index = 0; index < request.rawHeaders.length; index += 2) lines.push(`${request.rawHeaders[index]}: ${request.rawHeaders[index + 1]}\r\n`);
+        upstream.write(`${request.method} ${request.url} HTTP/1.1\r\n${lines.join("")}\r\n`);
+        upstream.write(head);
+        socket.pipe(upstream).pipe(socket);
+      });
+      upstream.on("error", () => socket.destroy());
+      socket.on("error", () => upstream.destroy());
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    try {
+      const proxied = { ...env(), KILN_URL: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, KILN_TOKEN: token };
+      expect(await run("ssh", ["-F", sshConfig, "kiln.dev", "echo", "via-proxy"], { env: proxied })).toMatchObject({ code: 0, stdout: "via-proxy\n" });
+      expect(upgrades).toEqual(["kiln-bytes", "websocket"]);
+    } finally {
+      proxy.closeAllConnections();
+      proxy.close();
+    }
   });
 
   it("runs commands with `kiln ssh`, keeping the exit code", async () => {

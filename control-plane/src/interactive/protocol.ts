@@ -10,6 +10,14 @@ import { z } from "zod";
  * - `tcp`: the raw bytes of a TCP connection to 127.0.0.1:{port} inside the workspace.
  */
 export const InteractiveKind = z.enum(["pty", "ssh", "tcp"]);
+
+/**
+ * `ssh` and `tcp` also take `Upgrade: kiln-bytes`: after the `101 Switching Protocols` the connection
+ * itself carries the bytes, with no WebSocket framing to build and parse on either end (what
+ * `kiln ssh --stdio` uses). The stream ends with a FIN when the workspace side ends, and with a TCP
+ * reset when it failed (the workspace agent was lost), which is all a byte stream can say.
+ */
+export const RAW_BYTES_PROTOCOL = "kiln-bytes";
 export type InteractiveKind = z.infer<typeof InteractiveKind>;
 
 const TerminalSize = z.coerce.number().int().min(1).max(1000);

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from "node:http";
+import type { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { TunnelError, type AgentConnection } from "@kiln/tailnet";
 import { WebSocket, WebSocketServer, createWebSocketStream, type RawData } from "ws";
@@ -9,7 +10,7 @@ import { KilnError, ValidationError } from "../errors.ts";
 import type { Logger } from "../logger.ts";
 import { connect } from "../workspaces/connect.ts";
 import { authenticateUpgrade } from "./authenticate.ts";
-import { CloseCode, InteractiveKind, PtyClientMessage, PtyQuery, TcpQuery, type PtyServerMessage } from "./protocol.ts";
+import { CloseCode, InteractiveKind, PtyClientMessage, PtyQuery, RAW_BYTES_PROTOCOL, TcpQuery, type PtyServerMessage } from "./protocol.ts";
 
 export interface InteractiveDeps {
   database: DatabaseHandle;
@@ -94,6 +95,12 @@ export class InteractiveEndpoints {
       // The client left while we set up; do not leave a shell running that nobody asked to keep.
       stream.destroy();
       if (session?.created) void connection.fetch(`/v1/pty/${encodeURIComponent(session.id)}`, { method: "DELETE" }).then((response) => response.arrayBuffer(), () => undefined);
+      return;
+    }
+    if (!session && request.headers.upgrade?.trim().toLowerCase() === RAW_BYTES_PROTOCOL) {
+      socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RAW_BYTES_PROTOCOL}\r\n\r\n`);
+      log.info("interactive session opened");
+      bridgeRawBytes(socket as Socket, head, stream, log);
       return;
     }
     this.#server.handleUpgrade(request, socket, head, (ws) => {
@@ -181,6 +188,27 @@ function bridgeBytes(ws: WebSocket, stream: Duplex, log: Logger): void {
     if (ws.readyState === WebSocket.OPEN) ws.close(code, reason);
   });
   ws.once("close", () => stream.destroy());
+}
+
+/**
+ * Raw bytes both ways on the upgraded connection itself. A failed workspace stream resets the
+ * connection (the client reports a lost connection); a finished one ends it with a FIN.
+ */
+function bridgeRawBytes(socket: Socket, head: Buffer, stream: Duplex, log: Logger): void {
+  socket.setNoDelay(true);
+  socket.setTimeout(0);
+  if (head.length > 0) stream.write(head);
+  socket.pipe(stream);
+  stream.pipe(socket);
+  socket.on("error", () => stream.destroy());
+  stream.on("error", (error) => {
+    log.debug({ err: error }, "workspace stream failed");
+    socket.resetAndDestroy();
+  });
+  socket.once("close", () => {
+    stream.destroy();
+    log.info("interactive session closed");
+  });
 }
 
 /**
