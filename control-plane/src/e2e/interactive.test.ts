@@ -113,18 +113,27 @@ describe("interactive access: web terminal, kiln ssh, OpenSSH, port forwarding",
     });
     expect(banner).toMatchObject({ status: 101, upgrade: "kiln-bytes", first: expect.stringMatching(/^SSH-2\.0-/) });
     // Refusals are still Kiln's JSON, before any upgrade.
-    const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-      const request = http.request(`${url}/api/v1/workspaces/nope/ssh`, { headers: { connection: "Upgrade", upgrade: "kiln-bytes", authorization: `Bearer ${token}` } });
+    const refusal = (route: string, upgrade: string) => new Promise<{ status: number; body: any }>((resolve, reject) => {
+      const request = http.request(`${url}${route}`, { headers: { connection: "Upgrade", upgrade, authorization: `Bearer ${token}` } });
       request.on("response", (response) => {
         let body = "";
         response.on("data", (chunk) => (body += chunk));
-        response.on("end", () => resolve({ status: response.statusCode!, body }));
+        response.on("end", () => resolve({ status: response.statusCode!, body: JSON.parse(body) }));
+      });
+      request.on("upgrade", (_response, socket) => {
+        socket.destroy();
+        reject(new Error(`${route} was upgraded to ${upgrade}`));
       });
       request.on("error", reject);
       request.end();
     });
-    expect(refused.status).toBe(404);
-    expect(JSON.parse(refused.body)).toMatchObject({ error: { code: "not_found" } });
+    expect(await refusal("/api/v1/workspaces/nope/ssh", "kiln-bytes")).toMatchObject({ status: 404, body: { error: { code: "not_found" } } });
+    // A terminal needs the WebSocket's control messages; the refusal comes before a session is started.
+    const sessionsBefore = (await api("GET", "/api/v1/workspaces/dev/agent/v1/pty")).body;
+    for (const [route, upgrade] of [["/api/v1/workspaces/dev/pty?cols=80&rows=24", "kiln-bytes"], ["/api/v1/workspaces/dev/ssh", "h2c"]] as const) {
+      expect(await refusal(route, upgrade)).toMatchObject({ status: 400, body: { error: { code: "invalid_request", details: { issues: [{ field: "upgrade" }] } } } });
+    }
+    expect((await api("GET", "/api/v1/workspaces/dev/agent/v1/pty")).body).toEqual(sessionsBefore);
 
     // A proxy that forwards WebSocket upgrades and answers anything else with a plain 400.
     const upgrades: string[] = [];

@@ -76,6 +76,14 @@ export class InteractiveEndpoints {
     const actor = await authenticateUpgrade(db, request);
     const parameters = Object.fromEntries(query);
     const log = this.#log.child({ userId: actor.user.id, workspace, kind });
+    const upgrade = request.headers.upgrade?.trim().toLowerCase();
+    const raw = upgrade === RAW_BYTES_PROTOCOL;
+    if (upgrade !== "websocket" && !(raw && kind !== "pty")) {
+      const accepted = kind === "pty" ? "websocket" : `websocket or ${RAW_BYTES_PROTOCOL}`;
+      throw new ValidationError(`invalid request: upgrade: expected ${accepted}, got ${JSON.stringify(request.headers.upgrade ?? "")}`, {
+        issues: [{ field: "upgrade", reason: `expected ${accepted}` }],
+      });
+    }
     // Validate before reaching for the workspace, so bad input is a 400 even when it is down.
     const ptyQuery = kind === "pty" ? parseQuery(PtyQuery, parameters) : null;
     const tcpQuery = kind === "tcp" ? parseQuery(TcpQuery, parameters) : null;
@@ -97,7 +105,7 @@ export class InteractiveEndpoints {
       if (session?.created) void connection.fetch(`/v1/pty/${encodeURIComponent(session.id)}`, { method: "DELETE" }).then((response) => response.arrayBuffer(), () => undefined);
       return;
     }
-    if (!session && request.headers.upgrade?.trim().toLowerCase() === RAW_BYTES_PROTOCOL) {
+    if (raw) {
       socket.write(`HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: ${RAW_BYTES_PROTOCOL}\r\n\r\n`);
       log.info("interactive session opened");
       bridgeRawBytes(socket as Socket, head, stream, log);
