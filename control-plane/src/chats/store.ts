@@ -274,6 +274,26 @@ export async function upsertToolCall(db: Database, input: { chatId: string; tool
   else await upsert;
 }
 
+/**
+ * A tool call's result (status `done`) and the tool message carrying it, in one statement (the call's
+ * record is a data-modifying CTE); both notices go out when it commits.
+ */
+export async function finishToolCall(
+  db: Database,
+  call: { chatId: string; toolCallId: string; messageId: number; toolName: string; input: unknown; result: unknown },
+  message: NewMessage,
+  notices: { call: SQL; message: SQL },
+): Promise<Message> {
+  const result = withoutNul(call.result);
+  const done = db.$with("done").as(db.insert(chatToolCalls).values({ ...call, input: withoutNul(call.input), status: "done", result })
+    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { status: "done", result, updatedAt: new Date() } })
+    .returning({ toolCallId: chatToolCalls.toolCallId, notice: notices.call }));
+  const [row] = await db.with(done).insert(chatMessages).values(messageValues(message))
+    .returning({ ...getTableColumns(chatMessages), notice: notices.message, recorded: sql<boolean>`exists (select 1 from ${done})` });
+  const { notice: _notice, recorded: _recorded, ...stored } = row!;
+  return stored;
+}
+
 /** Approves or denies a tool call awaiting approval; once none is left, the chat goes back to its worker. */
 export async function decideApproval(database: DatabaseHandle, bus: ChatEventBus, chatId: string, toolCallId: string, approved: boolean): Promise<ChatStatus> {
   const status = await database.db.transaction(async (transaction) => {

@@ -262,7 +262,12 @@ export class ChatWorker {
       this.ownerOf(chat, ownerVersion), this.options.resolveModel(chat.modelId, configVersion), this.options.systemPrompt(configVersion), this.options.toolPolicy(configVersion),
       Store.contextMessages(db, chat.id),
     ]);
+    // The context for the next step: read at the claim and after a compaction; otherwise extended in
+    // memory with this worker's own appends (while the chat runs, only its worker adds messages:
+    // `Store.send` queues, and a queued message is delivered when the turn ends).
     let loadedContext: Store.Message[] | null = firstContext;
+    /** Tool calls of a reply this turn just stored: no records can exist for them yet. */
+    let freshCalls = false;
     const tools = toolsFor({ isChild: chat.parentChatId !== null });
     const llmTools = toLlmTools(tools);
     const signal = turn.controller.signal;
@@ -274,15 +279,18 @@ export class ChatWorker {
     while (!signal.aborted) {
       const context = loadedContext ?? await Store.contextMessages(db, chat.id);
       loadedContext = null;
+      const fresh = freshCalls;
+      freshCalls = false;
       const last = context.at(-1);
       const pendingCalls = toolCallsOf(last);
       if (last && pendingCalls.length > 0) {
-        const settled = await this.settleToolCalls(chat, owner, last, pendingCalls, tools, policy, signal, log, (updated) => (chat = updated));
+        const settled = await this.settleToolCalls(chat, owner, last, pendingCalls, tools, policy, signal, log, (updated) => (chat = updated), fresh);
         if (settled === "requires_action") {
           await Store.setStatus(db, chat.id, "requires_action", { workerId: null, leaseExpiresAt: null });
           bus.publish({ type: "status", chat_id: chat.id, status: "requires_action", error: null });
           return;
         }
+        loadedContext = withMessage(context, settled.message);
         continue;
       }
       if (!last || (last.role !== "user" && last.role !== "tool")) break;
@@ -311,6 +319,8 @@ export class ChatWorker {
         } else {
           const message = await Store.appendMessage(db, reply, { notice: bus.remoteNotice(chat.id, "message.committed") });
           bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(message) }, { notified: true });
+          loadedContext = withMessage(context, message);
+          freshCalls = true;
         }
       }
       lastUsage = step.usage;
@@ -389,11 +399,12 @@ export class ChatWorker {
    */
   private async settleToolCalls(
     chat: Store.Chat, owner: Actor, message: Store.Message, calls: ReturnType<typeof toolCallsOf>, tools: Tool[], policy: ToolPolicy,
-    signal: AbortSignal, log: Logger, onChatChange: (chat: Store.Chat) => void,
-  ): Promise<"done" | "requires_action"> {
+    signal: AbortSignal, log: Logger, onChatChange: (chat: Store.Chat) => void, fresh: boolean,
+  ): Promise<{ message: Store.Message } | "requires_action"> {
     const { database, bus } = this.options;
     const db = database.db;
-    const records = await Store.toolCalls(db, chat.id, calls.map((call) => call.toolCallId));
+    // A reply this turn stored has no records yet; a resumed turn's (a crash, approvals) may.
+    const records = fresh ? new Map<string, Store.ToolCallRecord>() : await Store.toolCalls(db, chat.id, calls.map((call) => call.toolCallId));
     const awaiting: string[] = [];
     for (const call of calls) {
       const record = records.get(call.toolCallId);
@@ -407,7 +418,10 @@ export class ChatWorker {
     if (awaiting.length > 0 || [...records.values()].some((record) => record.status === "pending_approval")) return "requires_action";
 
     let current = chat;
-    const results = await Promise.all(calls.map(async (call): Promise<MessagePart> => {
+    // A single call's `done` record is stored with the tool message, in one statement; parallel calls
+    // record theirs (and publish tool.finished) each as it finishes.
+    const single = calls.length === 1;
+    const settled = await Promise.all(calls.map(async (call) => {
       const record = records.get(call.toolCallId);
       let output: ToolOutput;
       if (record?.status === "done") {
@@ -426,15 +440,28 @@ export class ChatWorker {
           onChatChange(updated);
         });
       }
-      if (record?.status !== "done") {
+      const unrecorded = record?.status !== "done";
+      if (unrecorded && !single) {
         await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "done", result: output }, { notice: bus.remoteNotice(chat.id, "tool.finished") });
-        bus.publish({ type: "tool.finished", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, is_error: output.isError ?? false, output: capForModel(output.output, 4096) }, { notified: true });
+        this.publishFinished(chat.id, call, output);
       }
-      return { type: "tool-result", toolCallId: call.toolCallId, toolName: call.toolName, output: capForModel(output.output), ...(output.isError ? { isError: true } : {}), ...(output.data !== undefined ? { data: output.data } : {}) };
+      const part: MessagePart = { type: "tool-result", toolCallId: call.toolCallId, toolName: call.toolName, output: capForModel(output.output), ...(output.isError ? { isError: true } : {}), ...(output.data !== undefined ? { data: output.data } : {}) };
+      return { call, output, part, unrecorded };
     }));
-    const toolMessage = await Store.appendMessage(db, { chatId: chat.id, role: "tool", parts: results }, { notice: bus.remoteNotice(chat.id, "message.committed") });
+    const results = settled.map((result) => result.part);
+    const finished = single && settled[0]!.unrecorded ? settled[0]! : null;
+    const messageNotice = bus.remoteNotice(chat.id, "message.committed");
+    const toolMessage = finished
+      ? await Store.finishToolCall(db, { chatId: chat.id, toolCallId: finished.call.toolCallId, messageId: message.id, toolName: finished.call.toolName, input: finished.call.input, result: finished.output },
+        { chatId: chat.id, role: "tool", parts: results }, { call: bus.remoteNotice(chat.id, "tool.finished"), message: messageNotice })
+      : await Store.appendMessage(db, { chatId: chat.id, role: "tool", parts: results }, { notice: messageNotice });
+    if (finished) this.publishFinished(chat.id, finished.call, finished.output);
     bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(toolMessage) }, { notified: true });
-    return "done";
+    return { message: toolMessage };
+  }
+
+  private publishFinished(chatId: string, call: ReturnType<typeof toolCallsOf>[number], output: ToolOutput): void {
+    this.options.bus.publish({ type: "tool.finished", chat_id: chatId, tool_call_id: call.toolCallId, tool_name: call.toolName, is_error: output.isError ?? false, output: capForModel(output.output, 4096) }, { notified: true });
   }
 
   private async runTool(chat: Store.Chat, owner: Actor, call: ReturnType<typeof toolCallsOf>[number], tools: Tool[], signal: AbortSignal, log: Logger, onChatChange: (chat: Store.Chat) => void): Promise<ToolOutput> {
@@ -548,4 +575,10 @@ export class ChatWorker {
     if (ownerVersion !== null) this.owners.set(chat.ownerId, { version: ownerVersion, user });
     return { user, tokenId: `chat:${chat.id}` };
   }
+}
+
+/** The context after appending `message`, as `Store.contextMessages` would read it. */
+function withMessage(context: Store.Message[], message: Store.Message): Store.Message[] {
+  if (message.compressed) return [message];
+  return message.visibility === "user" ? context : [...context, message];
 }
