@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { followChat } from "../cli/chat-commands.ts";
 import { startChatHarness, type ChatHarness } from "../testing/chat-harness.ts";
 import { kiln, temporaryDirectory } from "../testing/kiln-process.ts";
 
@@ -31,6 +32,33 @@ describe("kiln chat CLI", () => {
     expect(list[0]).toMatchObject({ title: "is everything fine?", status: "waiting" });
     const show = await cli(["chats", "show", list[0].id]);
     expect(show.stdout).toContain("user: is everything fine?");
+  });
+
+  it("a follower that connects after the tool calls ran still prints each once, from the stored messages", async () => {
+    h.fake.enqueue(
+      { type: "respond", toolCalls: [{ id: "call_late", name: "execute", input: { command: "echo late-follower" } }] },
+      { type: "respond", text: "Done late." },
+    );
+    const created = await h.call("POST", "/api/v1/chats", { prompt: "run it", workspace: "dev" });
+    expect(created.status).toBe(201);
+    expect((await h.waitForStatus(created.body.id, ["waiting", "error"])).status).toBe("waiting");
+
+    const output = { stdout: "", stderr: "" };
+    const writes = { stdout: process.stdout.write, stderr: process.stderr.write };
+    process.stdout.write = ((chunk: string) => ((output.stdout += chunk), true)) as typeof process.stdout.write;
+    process.stderr.write = ((chunk: string) => ((output.stderr += chunk), true)) as typeof process.stderr.write;
+    let code: number;
+    try {
+      code = await followChat(h.server.accessUrl, h.token, created.body.id);
+    } finally {
+      process.stdout.write = writes.stdout;
+      process.stderr.write = writes.stderr;
+    }
+    expect(code).toBe(0);
+    expect(output.stdout).toContain("Done late.");
+    expect(output.stderr.match(/▶ execute \{"command":"echo late-follower"\}/g)).toHaveLength(1);
+    expect(output.stderr, output.stderr).toMatch(/✓ execute: /);
+    expect(output.stderr.match(/✓ execute: .*late-follower/g)).toHaveLength(1);
   });
 
   it("stops for an approval and continues after 'kiln chats approve'", async () => {

@@ -20,6 +20,20 @@ export async function followChat(url: string, token: string, chatId: string): Pr
   let lastEventId: string | null = null;
   let afterMessage = 0;
   let streamedSinceCommit = false;
+  // A tool call is printed once, from its event or from the stored message, whichever comes first: a
+  // stream opened after the turn got going sees only the stored messages in its snapshot.
+  const announced = new Set<string>();
+  const reported = new Set<string>();
+  const announce = (id: string, name: string, input: unknown) => {
+    if (announced.has(id)) return;
+    announced.add(id);
+    info(dim(`▶ ${name} ${summarizeInput(input)}`));
+  };
+  const report = (id: string, name: string, isError: boolean, output: string) => {
+    if (reported.has(id)) return;
+    reported.add(id);
+    info(dim(`${isError ? "✗" : "✓"} ${name}: ${output.split("\n").slice(0, 3).join(" ⏎ ").slice(0, 200)}`));
+  };
   for (let attempt = 0; attempt < 30; attempt++) {
     const headers: Record<string, string> = { authorization: `Bearer ${token}`, accept: "text/event-stream" };
     if (lastEventId) headers["last-event-id"] = lastEventId;
@@ -33,6 +47,13 @@ export async function followChat(url: string, token: string, chatId: string): Pr
     if (!response.ok) throw new ApiError(response.status, "stream_failed", `could not follow the chat: HTTP ${response.status}`);
     const printMessage = (message: Schemas["ChatMessage"]) => {
       afterMessage = Math.max(afterMessage, message.id);
+      const parts = message.parts as Record<string, unknown>[];
+      if (message.role === "tool") {
+        for (const part of parts) {
+          if (part.type === "tool-result") report(String(part.toolCallId), String(part.toolName), part.isError === true, String(part.output));
+        }
+        return;
+      }
       if (message.role !== "assistant") return;
       if (!streamedSinceCommit) {
         const text = message.parts.filter((part) => part.type === "text").map((part) => String((part as { text?: string }).text ?? "")).join("");
@@ -40,6 +61,9 @@ export async function followChat(url: string, token: string, chatId: string): Pr
       }
       if (message.parts.some((part) => part.type === "text")) process.stdout.write("\n");
       streamedSinceCommit = false;
+      for (const part of parts) {
+        if (part.type === "tool-call") announce(String(part.toolCallId), String(part.toolName), part.input);
+      }
     };
     try {
       for await (const { event, data, id } of readEvents(response)) {
@@ -65,10 +89,10 @@ export async function followChat(url: string, token: string, chatId: string): Pr
             printMessage(payload.message);
             break;
           case "tool.started":
-            info(dim(`▶ ${payload.tool_name} ${summarizeInput(payload.input)}`));
+            announce(payload.tool_call_id, payload.tool_name, payload.input);
             break;
           case "tool.finished":
-            info(dim(`${payload.is_error ? "✗" : "✓"} ${payload.tool_name}: ${String(payload.output).split("\n").slice(0, 3).join(" ⏎ ").slice(0, 200)}`));
+            report(payload.tool_call_id, payload.tool_name, payload.is_error, String(payload.output));
             break;
           case "approval.required":
             info(`? ${payload.tool_name} ${summarizeInput(payload.input)} needs approval: kiln chats approve ${chatId} ${payload.tool_call_id} (or --deny)`);
