@@ -42,14 +42,15 @@ export class RelayConnection implements AgentConnection {
     this.#carrier = options.carrier;
     this.#log = options.log;
     this.#onClose = options.onClose;
-    options.carrier.onLost(() => {
-      this.#log.debug({ agentId: this.agentId, framing: options.carrier.framing }, "relay socket closed");
-      this.#fail();
-    });
     this.#session = this.#startSession();
     this.#stopHeartbeat = options.carrier.heartbeat(this.#session, options.pingIntervalMs, () => {
       this.#log.warn({ agentId: this.agentId }, "relay peer stopped answering pings");
       this.terminate();
+    });
+    // Last: a carrier already gone calls back at once, and #fail needs the session and heartbeat.
+    options.carrier.onLost(() => {
+      this.#log.debug({ agentId: this.agentId, framing: options.carrier.framing }, "relay socket closed");
+      this.#fail();
     });
   }
 

@@ -463,8 +463,7 @@ describe.each(["direct", "websocket"] as const)("relay transport, %s framing", (
   test("ping returns the round-trip time in milliseconds", async () => {
     const harness = await startRelay();
     const { agent } = startAgent(harness, (_req, res) => res.end());
-    // Dialling well after connect: the daemon's HTTP/2 SETTINGS frame has long arrived
-    // and must have been buffered for the lazily created client session.
+    // Dialling well after connect: the session has settled and exchanged SETTINGS by then.
     await agent.waitConnected();
     await sleep(100);
     const connection = await harness.relay.dial(AGENT_ID);
