@@ -50,8 +50,8 @@ import { promptFor, type ChatScript, type CreatedChat, type ModelCall, type Peer
 import { profiled } from "./chat/profile.ts";
 import { StatementCounter } from "./chat/statements.ts";
 import { ChatTracker, type StepMilestone } from "./chat/tracker.ts";
-import { summarize, type Summary } from "./lib/measure.ts";
-import { Resources } from "./lib/resources.ts";
+import { machine, summarize, type Summary } from "./lib/measure.ts";
+import { Resources, runBenchmark } from "./lib/resources.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const peerScript = resolve(here, "chat/peer.ts");
@@ -138,17 +138,6 @@ function parseFlags(argv: string[]): Flags {
   return {
     quick: argv.includes("--quick"), strict: argv.includes("--strict"), profile: argv.includes("--profile"),
     sequential: sequentialArgument ? Number(sequentialArgument.slice("--sequential=".length)) : null,
-  };
-}
-
-function machine() {
-  const cpus = os.cpus();
-  return {
-    node: process.version,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpus: os.availableParallelism(),
-    cpu_model: cpus[0]?.model.trim() ?? "unknown",
-    memory_gib: Math.round(os.totalmem() / 2 ** 30),
   };
 }
 
@@ -1148,13 +1137,4 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
 }
 
 const flags = parseFlags(process.argv.slice(2));
-const resources = new Resources();
-try {
-  const allPass = await main(resources, flags);
-  if (flags.strict && !allPass) process.exitCode = 1;
-} catch (error) {
-  process.stderr.write(`chat benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  process.exitCode = 1;
-} finally {
-  await resources.release();
-}
+await runBenchmark("chat", flags.strict, (resources) => main(resources, flags));

@@ -19,23 +19,18 @@ import { dirname, join, resolve } from "node:path";
 import { performance } from "node:perf_hooks";
 import { fileURLToPath } from "node:url";
 import { RelayServer, type AgentConnection, type RelayConnection } from "../tailnet/src/index.ts";
-import { megabytesPerSecond, sampleInterleaved, summarize, type Iterations, type Samples, type Summary } from "./lib/measure.ts";
+import { machine, megabytesPerSecond, sampleInterleaved, summarize, type Phase, type Samples, type Summary } from "./lib/measure.ts";
 import {
-  STREAM_FILE, STREAM_FILE_BYTES, checkReadFile, describeError, executeTrue as tunnelExecuteTrue, expectOk, machine, milliseconds, rawHttpGet,
+  STREAM_FILE, STREAM_FILE_BYTES, checkReadFile, describeError, executeTrue as tunnelExecuteTrue, expectOk, milliseconds, rawHttpGet,
   readFile as tunnelReadFile, readRawTcp, readStream as tunnelReadStream, startLoopbackPeer, writeWorkspace,
 } from "./lib/daemon-workload.ts";
-import { Resources } from "./lib/resources.ts";
+import { Resources, runBenchmark } from "./lib/resources.ts";
 
 const here = dirname(fileURLToPath(import.meta.url));
 const daemonBin = resolve(here, "../workspace-daemon/bin/kiln-daemon.mjs");
 
 const AGENT_ID = "bench-agent";
 const WEBSOCKET_AGENT_ID = "bench-agent-websocket";
-
-interface Phase extends Iterations {
-  /** The operations compared in a phase take turns this many times (see sampleInterleaved). */
-  rounds: number;
-}
 
 interface Plan {
   latency: Phase;
@@ -319,15 +314,4 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
 }
 
 const flags = parseFlags(process.argv.slice(2));
-const resources = new Resources();
-try {
-  const allPass = await main(resources, flags);
-  if (flags.strict && !allPass) process.exitCode = 1;
-} catch (error) {
-  if (!resources.releasing) {
-    process.stderr.write(`spine benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  }
-  process.exitCode = 1;
-} finally {
-  await resources.release();
-}
+await runBenchmark("spine", flags.strict, (resources) => main(resources, flags));

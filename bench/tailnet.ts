@@ -42,12 +42,12 @@ import {
   type PeerPath,
   type Transport,
 } from "../tailnet/src/index.ts";
-import { megabytesPerSecond, sampleInterleaved, summarize, type Iterations, type Samples, type Summary } from "./lib/measure.ts";
+import { machine, megabytesPerSecond, sampleInterleaved, summarize, type Iterations, type Phase, type Samples, type Summary } from "./lib/measure.ts";
 import {
-  STREAM_FILE, STREAM_FILE_BYTES, checkReadFile, describeError, executeTrue, machine, milliseconds, rawHttpGet, readFile, readRawTcp, readStream,
+  STREAM_FILE, STREAM_FILE_BYTES, checkReadFile, describeError, executeTrue, milliseconds, rawHttpGet, readFile, readRawTcp, readStream,
   startLoopbackPeer, tsxExecArgv, writeWorkspace,
 } from "./lib/daemon-workload.ts";
-import { Resources } from "./lib/resources.ts";
+import { Resources, runBenchmark } from "./lib/resources.ts";
 import { measureCreateToReachable, type CreateRun, type CreateSample } from "./tailnet/create-to-reachable.ts";
 import type { DaemonMessage, DaemonStart } from "./tailnet/daemon.ts";
 
@@ -64,11 +64,6 @@ const DERP_OVER_HTTP = { TS_DEBUG_USE_DERP_HTTP: "1" };
 const FORCED_DERP = { ...DERP_OVER_HTTP, TS_DEBUG_ALWAYS_USE_DERP: "1" };
 /** The issue's create → reachable budget; join → reachable is one part of it. */
 const REACHABLE_BUDGET_MS = 5000;
-
-interface Phase extends Iterations {
-  /** The operations compared in a phase take turns this many times (see sampleInterleaved). */
-  rounds: number;
-}
 
 interface Plan {
   latency: Phase;
@@ -541,15 +536,4 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
 }
 
 const flags = parseFlags(process.argv.slice(2));
-const resources = new Resources();
-try {
-  const allPass = await main(resources, flags);
-  if (flags.strict && !allPass) process.exitCode = 1;
-} catch (error) {
-  if (!resources.releasing) {
-    process.stderr.write(`tailnet benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
-  }
-  process.exitCode = 1;
-} finally {
-  await resources.release();
-}
+await runBenchmark("tailnet", flags.strict, (resources) => main(resources, flags));

@@ -4,7 +4,6 @@ import { randomBytes } from "node:crypto";
 import { closeSync, mkdirSync, openSync, writeFileSync } from "node:fs";
 import http from "node:http";
 import net from "node:net";
-import os from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { AgentConnection } from "../../tailnet/src/index.ts";
@@ -20,17 +19,6 @@ export const STREAM_FILE_BYTES = 64 * 1024 * 1024;
 
 /** Child processes written in TypeScript load tsx explicitly, so this works however the bench itself was started. */
 export const tsxExecArgv = () => ["--import", import.meta.resolve("tsx")];
-
-export function machine() {
-  const cpus = os.cpus();
-  return {
-    node: process.version,
-    os: `${os.type()} ${os.release()} ${os.arch()}`,
-    cpus: os.availableParallelism(),
-    cpu_model: cpus[0]?.model.trim() ?? "unknown",
-    memory_gib: Math.round(os.totalmem() / 2 ** 30),
-  };
-}
 
 /** A 4 KiB source-like text file (the typical read_file) and a 64 MiB incompressible one. */
 export function writeWorkspace(workdir: string): void {

@@ -1,3 +1,4 @@
+import os from "node:os";
 import { performance } from "node:perf_hooks";
 
 export interface Iterations {
@@ -5,6 +6,24 @@ export interface Iterations {
   warmup: number;
   /** Runs that are timed. */
   measured: number;
+}
+
+/** A phase of operations compared against each other (see sampleInterleaved). */
+export interface Phase extends Iterations {
+  /** The operations compared in a phase take turns this many times. */
+  rounds: number;
+}
+
+/** The machine a run happened on, for the JSON line. */
+export function machine() {
+  const cpus = os.cpus();
+  return {
+    node: process.version,
+    os: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpus: os.availableParallelism(),
+    cpu_model: cpus[0]?.model.trim() ?? "unknown",
+    memory_gib: Math.round(os.totalmem() / 2 ** 30),
+  };
 }
 
 export interface Summary {

@@ -85,3 +85,23 @@ async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
   await exited;
   clearTimeout(timer);
 }
+
+/**
+ * A benchmark's entry point: runs `main` with fresh `Resources` and releases them however it ends.
+ * The exit status is 1 if it threw, or with `strict` if a target failed. An error raised because a
+ * signal is already releasing everything is not reported again.
+ */
+export async function runBenchmark(name: string, strict: boolean, main: (resources: Resources) => Promise<boolean>): Promise<void> {
+  const resources = new Resources();
+  try {
+    const allPass = await main(resources);
+    if (strict && !allPass) process.exitCode = 1;
+  } catch (error) {
+    if (!resources.releasing) {
+      process.stderr.write(`${name} benchmark failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    }
+    process.exitCode = 1;
+  } finally {
+    await resources.release();
+  }
+}
