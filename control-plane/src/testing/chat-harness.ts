@@ -30,17 +30,21 @@ export interface ChatHarnessOptions {
   apiKey?: string;
   /** What workspaces get as KILN_URL (e.g. a proxy in front of the server); the server's own address by default. */
   accessUrl?: string;
+  /** Run on the server's own embedded PGlite (the default deployment) instead of the test Postgres. */
+  embedded?: boolean;
 }
 
 /** A real in-process `kiln server` (Postgres, relay, local provisioner, chat worker) talking to a fake LLM. */
 export async function startChatHarness(options: ChatHarnessOptions = {}): Promise<ChatHarness> {
-  const database = await createTestDatabase();
+  const testDatabase = options.embedded ? null : await createTestDatabase();
   const fake = await startFakeLlm(options.provider ?? "anthropic");
   const dataDir = temporaryDirectory("kiln-chat-");
   const server = await startServer(parseServerConfig({
-    dataDir: dataDir.path, listen: "127.0.0.1:0", postgresUrl: database.url ?? undefined, logLevel: "silent", chatLeaseMs: options.chatLeaseMs,
+    dataDir: dataDir.path, listen: "127.0.0.1:0", postgresUrl: testDatabase?.url ?? undefined, logLevel: "silent", chatLeaseMs: options.chatLeaseMs,
     accessUrl: options.accessUrl,
   }), createLogger({ level: process.env.KILN_TEST_LOG ?? "silent" }));
+  // Embedded: the server's own PGlite, which it closes itself.
+  const database: TestDatabase = testDatabase ?? { ...server.database, url: null, close: async () => {} };
   // The server's own address, not the access URL: the test's API calls (which carry the provider key) stay off a proxy the workspaces use.
   const call: ChatHarness["call"] = async (method, path, body, token) => {
     const response = await fetch(`${server.url}${path}`, {
