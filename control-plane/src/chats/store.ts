@@ -288,9 +288,10 @@ export async function finishToolCall(
   const done = db.$with("done").as(db.insert(chatToolCalls).values({ ...call, input: withoutNul(call.input), status: "done", result })
     .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { status: "done", result, updatedAt: new Date() } })
     .returning({ toolCallId: chatToolCalls.toolCallId, notice: notices.call }));
+  // A data-modifying CTE runs to completion, RETURNING (and so its notice) included, unreferenced.
   const [row] = await db.with(done).insert(chatMessages).values(messageValues(message))
-    .returning({ ...getTableColumns(chatMessages), notice: notices.message, recorded: sql<boolean>`exists (select 1 from ${done})` });
-  const { notice: _notice, recorded: _recorded, ...stored } = row!;
+    .returning({ ...getTableColumns(chatMessages), notice: notices.message });
+  const { notice: _notice, ...stored } = row!;
   return stored;
 }
 
