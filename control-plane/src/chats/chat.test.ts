@@ -1,8 +1,12 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
+import net from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { openDatabase } from "../db/index.ts";
+import { users } from "../db/schema.ts";
 import { lastUserText, startChatHarness, type ChatHarness } from "../testing/chat-harness.ts";
 import { processEnvironment } from "../testing/kiln-process.ts";
+import * as Store from "./store.ts";
 
 describe("agent chat loop (real server, real workspace daemon, fake Anthropic)", () => {
   let h: ChatHarness;
@@ -197,6 +201,48 @@ describe("agent chat loop (real server, real workspace daemon, fake Anthropic)",
       await h.call("PUT", "/api/v1/admin/system-prompt", { system_prompt: null });
     }
     expect(await systemOfNextTurn()).toContain("Kiln");
+  });
+
+  it("stays running when the worker claims a new chat before its creator hears back from Postgres", async () => {
+    // The creating request's connection runs through a proxy that can hold Postgres's answers back;
+    // the worker (woken by the insert's NOTIFY on its own connection) claims the chat meanwhile.
+    let holdMs = 0;
+    const target = new URL(h.database.url!);
+    const proxy = net.createServer((client) => {
+      const upstream = net.connect(Number(target.port), target.hostname);
+      let answers = Promise.resolve();
+      upstream.on("data", (chunk) => {
+        const wait = holdMs;
+        answers = answers.then(() => new Promise((resolve) => setTimeout(resolve, wait))).then(() => void client.write(chunk));
+      });
+      client.pipe(upstream);
+      client.on("error", () => upstream.destroy());
+      upstream.on("error", () => client.destroy());
+      upstream.on("close", () => void answers.then(() => client.end()));
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const viaProxy = new URL(target);
+    viaProxy.host = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
+    const slow = await openDatabase({ postgresUrl: viaProxy.toString() });
+    try {
+      const [owner] = await slow.db.select().from(users).limit(1);
+      const bus = h.server.chats.api.bus;
+      h.fake.enqueue({ type: "respond", text: ["Claimed ", "first."], delayMs: 400 });
+      holdMs = 300;
+      const chat = await Store.create(slow, bus, { ownerId: owner!.id, prompt: "race the worker" });
+      holdMs = 0;
+      const statuses = () => (bus.replay(chat.id, 0) ?? []).flatMap(({ event }) => event.type === "status" ? [event.status] : []);
+      // The worker had claimed it before the insert's answer came back.
+      expect(statuses()[0]).toBe("running");
+      expect(statuses()).not.toContain("pending");
+      const detail = await h.call("GET", `/api/v1/chats/${chat.id}`);
+      expect(detail.body.chat.status).toBe("running");
+      expect((await h.waitForStatus(chat.id, ["waiting", "error"])).status).toBe("waiting");
+      expect(statuses()).toEqual(["running", "waiting"]);
+    } finally {
+      await slow.close();
+      proxy.close();
+    }
   });
 
   it("refuses bad chat input with the field and the reason", async () => {

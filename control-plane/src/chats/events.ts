@@ -81,6 +81,22 @@ export class ChatEventBus {
     return buffer.filter((stamped) => stamped.id > afterId);
   }
 
+  /**
+   * Publishes that a chat is `pending`, after the statement that made it so, unless a worker here
+   * has claimed it since `since` (`currentId()` read before that statement). A worker can claim the
+   * chat as soon as that statement commits, woken by its NOTIFY or polling, and its `running` can be
+   * published before the statement's answer is read; `pending` after it would be the last word on a
+   * turn that is running.
+   */
+  publishPending(chatId: string, since: number, options: { notified?: boolean } = {}): void {
+    const buffer = this.buffers.get(chatId) ?? [];
+    for (let index = buffer.length - 1; index >= 0 && buffer[index]!.id > since; index--) {
+      const { event } = buffer[index]!;
+      if (event.type === "status" && event.status === "running") return;
+    }
+    this.publish({ type: "status", chat_id: chatId, status: "pending", error: null }, options);
+  }
+
   /** The id of the newest event published so far. */
   currentId(): number {
     return this.sequence;

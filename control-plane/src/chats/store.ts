@@ -65,6 +65,7 @@ export async function create(
   // insert and go out at COMMIT, so a worker wakes without another round trip.
   const db = database.db;
   const chatId = randomUUID();
+  const since = bus.currentId();
   const firstMessage = db.$with("first_message").as(
     db.insert(chatMessages).values({ chatId, role: "user", parts: textParts(input.prompt), createdBy: input.ownerId }).returning({ id: chatMessages.id }),
   );
@@ -74,7 +75,7 @@ export async function create(
     parentChatId: input.parentChatId ?? null, rootChatId: input.rootChatId ?? input.parentChatId ?? null,
   }).returning({ ...getTableColumns(chats), wake: wakeNotice(chats.id), notice: bus.remoteNotice(chats.id, "status") });
   const { wake: _wake, notice: _notice, ...chat } = row!;
-  bus.publish({ type: "status", chat_id: chat.id, status: "pending", error: null }, { notified: true });
+  bus.publishPending(chat.id, since, { notified: true });
   return chat;
 }
 
@@ -98,6 +99,7 @@ export async function send(
   chat: Chat,
   input: { parts: MessagePart[]; interrupt?: boolean; userId: string },
 ): Promise<{ queued: boolean; message: MessageView | null; queue: QueuedView[] }> {
+  const since = bus.currentId();
   const result = await database.db.transaction(async (transaction) => {
     const [current] = await transaction.select().from(chats).where(eq(chats.id, chat.id)).for("update");
     if (!current) throw new NotFoundError("chat", { chat_id: chat.id });
@@ -116,7 +118,7 @@ export async function send(
   if (result.queued) bus.publish({ type: "queue.updated", chat_id: chat.id, queue });
   else {
     bus.publish({ type: "message.committed", chat_id: chat.id, message: result.message! });
-    bus.publish({ type: "status", chat_id: chat.id, status: "pending", error: null });
+    bus.publishPending(chat.id, since);
   }
   await database.notify(CHATS_CHANNEL, chat.id);
   return { ...result, queue };
@@ -297,6 +299,7 @@ export async function finishToolCall(
 
 /** Approves or denies a tool call awaiting approval; once none is left, the chat goes back to its worker. */
 export async function decideApproval(database: DatabaseHandle, bus: ChatEventBus, chatId: string, toolCallId: string, approved: boolean): Promise<ChatStatus> {
+  const since = bus.currentId();
   const status = await database.db.transaction(async (transaction) => {
     const [current] = await transaction.select().from(chats).where(eq(chats.id, chatId)).for("update");
     const updated = await transaction.update(chatToolCalls).set({ status: approved ? "approved" : "denied", updatedAt: new Date() })
@@ -308,7 +311,7 @@ export async function decideApproval(database: DatabaseHandle, bus: ChatEventBus
     return "pending" as const;
   });
   if (status === "pending") {
-    bus.publish({ type: "status", chat_id: chatId, status: "pending", error: null });
+    bus.publishPending(chatId, since);
     await database.notify(CHATS_CHANNEL, chatId);
   }
   return status;

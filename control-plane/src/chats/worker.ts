@@ -535,6 +535,7 @@ export class ChatWorker {
   private async finish(chatId: string, outcome: { status: "waiting" } | { status: "error"; error: string }): Promise<ChatStatus> {
     const { database, bus } = this.options;
     const settled = { workerId: null, leaseExpiresAt: null, interruptRequested: false, lastError: outcome.status === "error" ? outcome.error : null };
+    const since = bus.currentId();
     // Usually nothing is queued: one statement ends the turn; the transaction below only runs when a message waits.
     const [ended] = await database.db.update(chats).set({ status: outcome.status, updatedAt: new Date(), ...settled })
       .where(and(eq(chats.id, chatId), outcome.status === "waiting" ? Store.nothingQueued(database.db, chatId) : undefined))
@@ -558,7 +559,8 @@ export class ChatWorker {
       await database.notify(Store.CHATS_CHANNEL, chatId);
     }
     if (outcome.status === "error") bus.publish({ type: "error", chat_id: chatId, message: outcome.error });
-    bus.publish({ type: "status", chat_id: chatId, status: result.status, error: outcome.status === "error" ? outcome.error : null }, { notified: Boolean(ended) });
+    if (result.status === "pending") bus.publishPending(chatId, since);
+    else bus.publish({ type: "status", chat_id: chatId, status: result.status, error: outcome.status === "error" ? outcome.error : null }, { notified: Boolean(ended) });
     return result.status;
   }
 
