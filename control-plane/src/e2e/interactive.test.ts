@@ -229,8 +229,10 @@ describe("interactive access: web terminal, kiln ssh, OpenSSH, port forwarding",
       "rmdir batchdir",
       "pwd",
     ].join("\n"));
-    const sftp = await run("sftp", ["-F", sshConfig, "-b", batch, "kiln.dev"], { env: env() });
+    const sftp = await run("sftp", ["-F", sshConfig, "-vvv", "-b", batch, "kiln.dev"], { env: env() });
     expect(sftp.code, sftp.stderr + sftp.stdout).toBe(0);
+    // The server's limits@openssh.com answer: OpenSSH moves file data in ~255 KiB pieces, not 32 KiB.
+    expect(sftp.stderr).toMatch(/server upload\/download buffer sizes 261120 \/ 261120/);
     expect(sftp.stdout).toMatch(/-rw.+renamed\.txt/);
     expect(sftp.stdout).toContain(`Remote working directory: ${workspaceDirectory}`);
     expect(await readFile(path.join(sshDir.path, "fetched.txt"), "utf8")).toBe("sftp batch\n");

@@ -7,9 +7,13 @@ import type { Attributes, FileEntry, InputAttributes, SFTPWrapper } from "ssh2";
 
 const { STATUS_CODE, OPEN_MODE } = ssh2.utils.sftp;
 
-/** Largest READ answered in one reply: ssh2 caps an SFTP packet near 34000 bytes; a shorter reply is legal and clients ask again. */
-const MAX_READ_BYTES = 32 * 1024;
-// READ and WRITE data (at most ~32 KiB a packet) moves with blocking calls, as OpenSSH's sftp-server
+/**
+ * Largest READ answered in one reply: the max-read-length our (patched) ssh2 advertises through
+ * limits@openssh.com, as OpenSSH's sftp-server does; OpenSSH's sftp and scp then read in pieces
+ * of this size rather than 32 KiB (patches/ssh2@1.17.0.patch). A shorter reply is legal: clients ask again.
+ */
+const MAX_READ_BYTES = 256 * 1024 - 1024;
+// READ and WRITE data (at most ~255 KiB a packet) moves with blocking calls, as OpenSSH's sftp-server
 // does: through the thread pool each call cost ~0.4 ms of wake-ups on this kind of VM, more than
 // copying the bytes to or from the page cache (docs/benchmarks.md, "Interactive access").
 const READDIR_BATCH = 256;
