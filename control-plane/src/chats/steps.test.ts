@@ -47,10 +47,12 @@ describe.skipIf(!inject("postgresUrl"))("agent steps' statements", () => {
     const statements = messageStatements(recording);
     recording = null;
     expect(chat.status, chat.last_error).toBe("waiting");
-    // The chat and its prompt (one statement), the context at the claim, the reply, the call `running`,
-    // the call `done` with the tool message, the last reply (which ends the turn). No reload of the
-    // context after the worker's own appends, no lookup of records for calls this turn created.
-    expect(statements, statements.join("\n\n")).toHaveLength(6);
+    // The chat and its prompt (one statement), the context at the claim, the reply with the call's
+    // `running` record, the call `done` with the tool message, the last reply (which ends the turn).
+    // No reload of the context after the worker's own appends, no lookup of records for calls this
+    // turn created.
+    expect(statements, statements.join("\n\n")).toHaveLength(5);
+    expect(statements[2]).toMatch(/^with "reply" as \(insert into "chat_messages".*"records" as \(insert into "chat_tool_calls"/);
 
     // The second model call still saw the whole conversation, tool result included.
     const second = h.fake.requests[before + 1]!.body.messages as { role: string; content: { type: string; tool_use_id?: string }[] | string }[];
@@ -82,6 +84,27 @@ describe.skipIf(!inject("postgresUrl"))("agent steps' statements", () => {
     expect(records.map((record) => `${record.toolCallId} ${record.status}`).sort()).toEqual(["call_a done", "call_b done"]);
     const messages = await h.messages(created.body.id);
     expect(messages[2].parts.map((part: { toolCallId: string }) => part.toolCallId)).toEqual(["call_a", "call_b"]);
+  });
+
+  it("a call id the model repeats, in a later step or twice in one reply, runs again with a result of its own", async () => {
+    h.fake.enqueue(
+      { type: "respond", toolCalls: [{ id: "call_again", name: "list_templates", input: {} }] },
+      { type: "respond", toolCalls: [{ id: "call_again", name: "unknown_tool", input: {} }] },
+      { type: "respond", toolCalls: [{ id: "call_twin", name: "list_templates", input: {} }, { id: "call_twin", name: "unknown_tool", input: {} }] },
+      { type: "respond", text: "repeated" },
+    );
+    const created = await h.call("POST", "/api/v1/chats", { prompt: "repeat yourself" });
+    const chat = await h.waitForStatus(created.body.id, ["waiting", "error"]);
+    expect(chat.status, chat.last_error).toBe("waiting");
+    const messages = await h.messages(created.body.id);
+    expect(messages.map((message: { role: string }) => message.role)).toEqual(["user", "assistant", "tool", "assistant", "tool", "assistant", "tool", "assistant"]);
+    expect(messages[2].parts[0]).toMatchObject({ toolCallId: "call_again", toolName: "list_templates" });
+    expect(messages[2].parts[0].isError).toBeUndefined();
+    expect(messages[4].parts[0]).toMatchObject({ toolCallId: "call_again", toolName: "unknown_tool", isError: true });
+    expect(messages[6].parts.map((part: { toolName: string }) => part.toolName)).toEqual(["list_templates", "unknown_tool"]);
+    // The record holds the latest use of the id, finished.
+    const records = await h.database.db.select().from(chatToolCalls).where(eq(chatToolCalls.chatId, created.body.id));
+    expect(records.map((record) => `${record.toolCallId} ${record.status} ${record.messageId}`).sort()).toEqual([`call_again done ${messages[3].id}`, `call_twin done ${messages[5].id}`]);
   });
 
   it("a resumed turn uses the stored result of a call that already finished, and looks the records up", async () => {

@@ -192,6 +192,33 @@ export async function appendMessage(executor: Executor, input: NewMessage, optio
   return message;
 }
 
+/** On a record's conflict: a model can use a call id again, in a later reply; the record then follows the latest use. */
+const reused = { messageId: sql`excluded.message_id`, toolName: sql`excluded.tool_name`, input: sql`excluded.input` };
+
+/**
+ * A reply that asks for tools, and the records of its calls that start now (`running`) or wait for
+ * approval, in one statement: a call's record is durable before its tool runs (a server that dies
+ * mid-call must not run it twice blind) without a round trip of its own. The records are a
+ * data-modifying CTE that takes the reply's id from the other; an existing record with the same id
+ * is overwritten, as `upsertToolCall` does. Call ids must be distinct. `notice` (the reply's) tells
+ * other replicas the chat changed; they reload it, so the records need no notice of their own.
+ */
+export async function appendReply(
+  db: Database, input: NewMessage, calls: { toolCallId: string; toolName: string; input: unknown; status: "running" | "pending_approval" }[], notice: SQL,
+): Promise<Message> {
+  if (calls.length === 0) return appendMessage(db, input, { notice });
+  const reply = db.$with("reply").as(db.insert(chatMessages).values(messageValues(input)).returning({ ...getTableColumns(chatMessages), notice: notice.as("notice") }));
+  const now = new Date();
+  const records = db.$with("records").as(db.insert(chatToolCalls)
+    .values(calls.map((call) => ({ chatId: input.chatId, toolCallId: call.toolCallId, messageId: sql`(SELECT ${sql.identifier("id")} FROM ${reply})`, toolName: call.toolName, input: withoutNul(call.input), status: call.status })))
+    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { ...reused, status: sql`excluded.status`, result: null, updatedAt: now } })
+    .returning({ toolCallId: chatToolCalls.toolCallId }));
+  // A data-modifying CTE runs to completion, unreferenced.
+  const [row] = await db.with(reply, records).select().from(reply);
+  const { notice: _notice, ...message } = row!;
+  return message;
+}
+
 /**
  * A turn's last message and, unless a user message is queued, the turn's end (status `waiting`, lease
  * released) in one statement. `ended` is false when something is queued: the caller ends the turn
@@ -271,7 +298,7 @@ export async function toolCalls(db: Database, chatId: string, ids: string[]): Pr
 export async function upsertToolCall(db: Database, input: { chatId: string; toolCallId: string; messageId: number; toolName: string; input: unknown; status: ToolCallRecord["status"]; result?: unknown }, options: { notice?: SQL } = {}): Promise<void> {
   const result = withoutNul(input.result ?? null);
   const upsert = db.insert(chatToolCalls).values({ ...input, input: withoutNul(input.input), result })
-    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { status: input.status, result, updatedAt: new Date() } });
+    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { ...reused, status: input.status, result, updatedAt: new Date() } });
   if (options.notice) await upsert.returning({ notice: options.notice });
   else await upsert;
 }
@@ -288,7 +315,7 @@ export async function finishToolCall(
 ): Promise<Message> {
   const result = withoutNul(call.result);
   const done = db.$with("done").as(db.insert(chatToolCalls).values({ ...call, input: withoutNul(call.input), status: "done", result })
-    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { status: "done", result, updatedAt: new Date() } })
+    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { ...reused, status: "done", result, updatedAt: new Date() } })
     .returning({ toolCallId: chatToolCalls.toolCallId, notice: notices.call }));
   // A data-modifying CTE runs to completion, RETURNING (and so its notice) included, unreferenced.
   const [row] = await db.with(done).insert(chatMessages).values(messageValues(message))

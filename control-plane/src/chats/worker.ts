@@ -266,8 +266,8 @@ export class ChatWorker {
     // memory with this worker's own appends (while the chat runs, only its worker adds messages:
     // `Store.send` queues, and a queued message is delivered when the turn ends).
     let loadedContext: Store.Message[] | null = firstContext;
-    /** Tool calls of a reply this turn just stored: no records can exist for them yet. */
-    let freshCalls = false;
+    /** Records of the calls in a reply this turn just stored (made with it); null: read them. */
+    let freshCalls: Map<string, PrerecordedStatus> | null = null;
     const tools = toolsFor({ isChild: chat.parentChatId !== null });
     const llmTools = toLlmTools(tools);
     const signal = turn.controller.signal;
@@ -280,7 +280,7 @@ export class ChatWorker {
       const context = loadedContext ?? await Store.contextMessages(db, chat.id);
       loadedContext = null;
       const fresh = freshCalls;
-      freshCalls = false;
+      freshCalls = null;
       const last = context.at(-1);
       const pendingCalls = toolCallsOf(last);
       if (last && pendingCalls.length > 0) {
@@ -317,10 +317,12 @@ export class ChatWorker {
             ended = true;
           }
         } else {
-          const message = await Store.appendMessage(db, reply, { notice: bus.remoteNotice(chat.id, "message.committed") });
+          // The records of the calls that start now or wait for approval go in with the reply.
+          const records = step.aborted || signal.aborted ? [] : recordsToStart(step.parts, policy);
+          const message = await Store.appendReply(db, reply, records, bus.remoteNotice(chat.id, "message.committed"));
           bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(message) }, { notified: true });
           loadedContext = withMessage(context, message);
-          freshCalls = true;
+          freshCalls = new Map(records.map((record) => [record.toolCallId, record.status]));
         }
       }
       lastUsage = step.usage;
@@ -399,18 +401,18 @@ export class ChatWorker {
    */
   private async settleToolCalls(
     chat: Store.Chat, owner: Actor, message: Store.Message, calls: ReturnType<typeof toolCallsOf>, tools: Tool[], policy: ToolPolicy,
-    signal: AbortSignal, log: Logger, onChatChange: (chat: Store.Chat) => void, fresh: boolean,
+    signal: AbortSignal, log: Logger, onChatChange: (chat: Store.Chat) => void, fresh: Map<string, PrerecordedStatus> | null,
   ): Promise<{ message: Store.Message } | "requires_action"> {
     const { database, bus } = this.options;
     const db = database.db;
-    // A reply this turn stored has no records yet; a resumed turn's (a crash, approvals) may.
+    // A reply this turn stored has only the records stored with it (`fresh`); a resumed turn's (a crash, approvals) are read.
     const records = fresh ? new Map<string, Store.ToolCallRecord>() : await Store.toolCalls(db, chat.id, calls.map((call) => call.toolCallId));
     const awaiting: string[] = [];
     for (const call of calls) {
       const record = records.get(call.toolCallId);
       if (record) continue;
       if (decisionFor(policy, call.toolName) === "ask") {
-        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "pending_approval" }, { notice: bus.remoteNotice(chat.id, "approval.required") });
+        if (fresh?.get(call.toolCallId) !== "pending_approval") await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "pending_approval" }, { notice: bus.remoteNotice(chat.id, "approval.required") });
         bus.publish({ type: "approval.required", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input }, { notified: true });
         awaiting.push(call.toolCallId);
       }
@@ -433,7 +435,7 @@ export class ChatWorker {
       } else if (signal.aborted) {
         output = { output: "interrupted by the user before it ran", isError: true };
       } else {
-        await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "running" }, { notice: bus.remoteNotice(chat.id, "tool.started") });
+        if (fresh?.get(call.toolCallId) !== "running") await Store.upsertToolCall(db, { chatId: chat.id, toolCallId: call.toolCallId, messageId: message.id, toolName: call.toolName, input: call.input, status: "running" }, { notice: bus.remoteNotice(chat.id, "tool.started") });
         bus.publish({ type: "tool.started", chat_id: chat.id, tool_call_id: call.toolCallId, tool_name: call.toolName, input: call.input }, { notified: true });
         output = await this.runTool(current, owner, call, tools, signal, log, (updated) => {
           current = updated;
@@ -580,6 +582,22 @@ export class ChatWorker {
 }
 
 /** The context after appending `message`, as `Store.contextMessages` would read it. */
+type PrerecordedStatus = "running" | "pending_approval";
+
+/**
+ * The records a new reply's calls get with it: `running` for calls the policy allows, `pending_approval`
+ * for those it asks about; denied calls get none (they never run). None when two calls share an id
+ * (one statement cannot write a row twice): those take the long way, a statement per record.
+ */
+function recordsToStart(parts: MessagePart[], policy: ToolPolicy): { toolCallId: string; toolName: string; input: unknown; status: PrerecordedStatus }[] {
+  const calls = parts.filter((part) => part.type === "tool-call");
+  if (new Set(calls.map((call) => call.toolCallId)).size !== calls.length) return [];
+  return calls.flatMap((call) => {
+    const decision = decisionFor(policy, call.toolName);
+    return decision === "deny" ? [] : [{ toolCallId: call.toolCallId, toolName: call.toolName, input: call.input, status: decision === "ask" ? "pending_approval" as const : "running" as const }];
+  });
+}
+
 function withMessage(context: Store.Message[], message: Store.Message): Store.Message[] {
   if (message.compressed) return [message];
   return message.visibility === "user" ? context : [...context, message];
