@@ -10,7 +10,8 @@
  *    with the RSS of the server and the daemon sampled; then a stalled reader, to show the
  *    flood is throttled instead of buffered.
  * 3. scp throughput through `kiln config-ssh` (OpenSSH client → kiln ssh --stdio → tunnel →
- *    the daemon's SSH server) versus a stock OpenSSH sshd on loopback, both directions.
+ *    the daemon's SSH server) versus a stock OpenSSH sshd on loopback, both directions; and
+ *    sshd again on AES-GCM, the cipher `kiln config-ssh` puts first (a diagnostic row).
  *
  * Real processes throughout: a `kiln server` (embedded PGlite), the `kiln` CLI, a local
  * workspace's kiln-daemon, OpenSSH's ssh/scp/sshd. Prints a table, PASS/FAIL per target and
@@ -304,6 +305,12 @@ async function main(): Promise<number> {
   const openSsh = await scpThroughput("sshd", plan.scpBytes, plan.scpRuns, file,
     (remote) => [...sshdOptions, file, `${target}:${remoteDirectory}/${remote}`],
     (remote, local) => [...sshdOptions, `${target}:${remoteDirectory}/${remote}`, local], env, digest);
+  // Diagnostic: sshd on the cipher `kiln config-ssh` puts first (stock clients pick ChaCha20-Poly1305,
+  // the baseline above); shows how much of the gap the cipher choice is.
+  const gcm = ["-c", "aes128-gcm@openssh.com"];
+  const openSshGcm = await scpThroughput("sshd, AES-GCM", plan.scpBytes, plan.scpRuns, file,
+    (remote) => [...sshdOptions, ...gcm, file, `${target}:${remoteDirectory}/${remote}`],
+    (remote, local) => [...sshdOptions, ...gcm, `${target}:${remoteDirectory}/${remote}`, local], env, digest);
   // The PTY flood through OpenSSH (sshd reads its PTY, ssh -tt prints it): what stock tooling gets here.
   log(`PTY flood through sshd: ${plan.floodBytes / 1024 / 1024} MiB of 'yes'…`);
   const sshdFloodMs = await mustRun("sh", ["-c", `ssh -tt ${[...openSshOptions, "-p", String(sshd.port)].map((option) => `'${option}'`).join(" ")} ${target} 'yes | head -c ${plan.floodBytes}' > /dev/null`]);
@@ -336,12 +343,13 @@ async function main(): Promise<number> {
     `| ssh connection setup via \`kiln ssh --stdio\` (\`ssh kiln.dev true\`) | ${fixed(setupMs, 0)} ms |`,
     `| scp upload ${plan.scpBytes / 1024 / 1024} MiB: kiln / sshd | ${fixed(kilnScp.upload)} / ${fixed(openSsh.upload)} MB/s (${fixed(uploadRatio, 2)}×) |`,
     `| scp download ${plan.scpBytes / 1024 / 1024} MiB: kiln / sshd | ${fixed(kilnScp.download)} / ${fixed(openSsh.download)} MB/s (${fixed(downloadRatio, 2)}×) |`,
+    `| diagnostic: sshd with \`-c aes128-gcm@openssh.com\` (kiln's cipher), up / down | ${fixed(openSshGcm.upload)} / ${fixed(openSshGcm.download)} MB/s (kiln ${fixed(kilnScp.upload / openSshGcm.upload, 2)}× / ${fixed(kilnScp.download / openSshGcm.download, 2)}×) |`,
     "",
     ...targets.map((target) => `${target.pass ? "PASS" : "FAIL"}  ${target.name}: ${fixed(target.actual, 2)} ${target.unit} (target ${target.unit === "ms" ? "≤" : "≥"} ${target.limit} ${target.unit})`),
     "",
   ];
   process.stdout.write(lines.join("\n"));
-  process.stdout.write(`${JSON.stringify({ bench: "interactive", plan: flags.quick ? "quick" : "full", echo, flood: { megabytesPerSecond: flood.megabytesPerSecond, localPtyMegabytesPerSecond: localFlood, sshdPtyMegabytesPerSecond: sshdFlood, bytes: flood.bytes, rssGrowthMiB: floodGrowth, stalledRssGrowthMiB: stallGrowth }, scp: { kiln: kilnScp, sshd: openSsh, uploadRatio, downloadRatio, setupMs }, targets })}\n`);
+  process.stdout.write(`${JSON.stringify({ bench: "interactive", plan: flags.quick ? "quick" : "full", echo, flood: { megabytesPerSecond: flood.megabytesPerSecond, localPtyMegabytesPerSecond: localFlood, sshdPtyMegabytesPerSecond: sshdFlood, bytes: flood.bytes, rssGrowthMiB: floodGrowth, stalledRssGrowthMiB: stallGrowth }, scp: { kiln: kilnScp, sshd: openSsh, sshdAesGcm: openSshGcm, uploadRatio, downloadRatio, setupMs }, targets })}\n`);
   return flags.strict && targets.some((target) => !target.pass) ? 1 : 0;
 }
 

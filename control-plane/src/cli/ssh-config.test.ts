@@ -1,3 +1,7 @@
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { describe, expect, it } from "vitest";
 import { applyBlock, BLOCK_END, BLOCK_START, managedHosts, proxyCommand, renderBlock } from "./ssh-config.ts";
 
@@ -10,6 +14,20 @@ describe("ssh config block", () => {
     expect(block.endsWith(`${BLOCK_END}\n`)).toBe(true);
     expect(managedHosts(block)).toEqual(["kiln.api", "kiln.web"]);
     expect(block).toContain("Host kiln.api\n  ProxyCommand /usr/bin/node /opt/kiln/bin/kiln.mjs ssh --stdio api\n");
+  });
+
+  it("is a config OpenSSH's own client reads, with AES-GCM first", () => {
+    const directory = mkdtempSync(path.join(os.tmpdir(), "kiln-ssh-config-"));
+    try {
+      const file = path.join(directory, "config");
+      writeFileSync(file, renderBlock({ deployment: "d", workspaces: ["api"], proxy }));
+      const resolved = execFileSync("ssh", ["-G", "-F", file, "kiln.api"], { encoding: "utf8" });
+      expect(resolved).toMatch(/^ciphers aes128-gcm@openssh.com,/m);
+      expect(resolved).toContain("proxycommand /usr/bin/node /opt/kiln/bin/kiln.mjs ssh --stdio api");
+      expect(resolved).toMatch(/^stricthostkeychecking (false|no)$/m);
+    } finally {
+      rmSync(directory, { recursive: true, force: true });
+    }
   });
 
   it("quotes for sh and escapes ssh_config % tokens", () => {

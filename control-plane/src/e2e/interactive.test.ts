@@ -233,6 +233,8 @@ describe("interactive access: web terminal, kiln ssh, OpenSSH, port forwarding",
     expect(sftp.code, sftp.stderr + sftp.stdout).toBe(0);
     // The server's limits@openssh.com answer: OpenSSH moves file data in ~255 KiB pieces, not 32 KiB.
     expect(sftp.stderr).toMatch(/server upload\/download buffer sizes 261120 \/ 261120/);
+    // config-ssh put AES-GCM first (Node's OpenSSL does it faster than ssh2's ChaCha20-Poly1305).
+    expect(sftp.stderr).toContain("kex: server->client cipher: aes128-gcm@openssh.com");
     expect(sftp.stdout).toMatch(/-rw.+renamed\.txt/);
     expect(sftp.stdout).toContain(`Remote working directory: ${workspaceDirectory}`);
     expect(await readFile(path.join(sshDir.path, "fetched.txt"), "utf8")).toBe("sftp batch\n");
