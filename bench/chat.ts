@@ -280,11 +280,12 @@ function analyze(created: CreatedChat[], tracker: ChatTracker, calls: Record<str
     }
     const first = modelCalls[0];
     const last = modelCalls.at(-1);
-    if (times?.pending === undefined || times.running === undefined || times.waiting === undefined || !first || !last) {
+    if (times?.running === undefined || times.waiting === undefined || !first || !last) {
       errors.push(`${chat.key}: incomplete timings ${JSON.stringify({ ...times, modelCalls })}`);
       continue;
     }
-    const claimable = Math.max(times.pending, workerStartedAt);
+    // Claimed before its creator read the insert's answer (no `pending`): the commit was just before the claim.
+    const claimable = Math.max(times.pending ?? times.running, workerStartedAt);
     const modelMs = modelCalls.reduce((total, call) => total + (call.endMs - call.startMs), 0);
     const steps = modelCalls.length;
     const totalMs = times.waiting - claimable;
@@ -550,7 +551,8 @@ async function runSteady(peer: Peer, deployment: Deployment, plan: SteadyPlan, p
     const ends: number[] = [];
     for (const chat of created.chats) {
       const times = tracker.times.get(chat.id);
-      if (times?.pending !== undefined) commits.push(toEpoch(times.pending));
+      const committed = times?.pending ?? times?.running;
+      if (committed !== undefined) commits.push(toEpoch(committed));
       const end = times?.waiting ?? times?.error?.at;
       if (end !== undefined) ends.push(toEpoch(end));
     }
@@ -570,11 +572,12 @@ async function runSteady(peer: Peer, deployment: Deployment, plan: SteadyPlan, p
         errors.push(`${chat.key}: ${times.error.message}`);
         continue;
       }
-      if (times?.pending === undefined || times.waiting === undefined || modelCalls.length !== plan.modelCalls) {
+      if (times?.running === undefined || times.waiting === undefined || modelCalls.length !== plan.modelCalls) {
         errors.push(`${chat.key}: incomplete timings (${modelCalls.length} of ${plan.modelCalls} model calls) ${JSON.stringify(times)}`);
         continue;
       }
-      firstStepMs.push((modelCalls[0] as ModelCall).startMs - toEpoch(times.pending));
+      // Only chats whose commit was seen (a chat claimed before its creator read the insert's answer has no `pending`).
+      if (times.pending !== undefined) firstStepMs.push((modelCalls[0] as ModelCall).startMs - toEpoch(times.pending));
       const milestones = tracker.milestones.get(chat.id) ?? [];
       const nth = (milestone: StepMilestone, index: number) => {
         const found = milestones.filter((entry) => entry.milestone === milestone)[index];
@@ -803,13 +806,15 @@ interface WakeReport {
   fromCall: number[];
   /** Chat committed without NOTIFY → claimed by the worker's poll. */
   pollOnly: number[];
+  /** Chats claimed before Store.create returned (not in `notify`). */
+  claimedFirst: number;
 }
 
 /** A SELECT 1 reference, then enqueue → claim, one chat at a time, with the fake answering at once. */
 async function measureWake(deployment: Deployment, plan: Plan): Promise<WakeReport> {
   const { server, tracker, userId } = deployment;
   const kind = server.database.kind;
-  const report: WakeReport = { roundTrip: [], notify: [], fromCall: [], pollOnly: [] };
+  const report: WakeReport = { roundTrip: [], notify: [], fromCall: [], pollOnly: [], claimedFirst: 0 };
   for (let index = 0; index < plan.wake.warmup + plan.wake.measured; index++) {
     const before = performance.now();
     await server.database.db.execute("SELECT 1");
@@ -819,9 +824,11 @@ async function measureWake(deployment: Deployment, plan: Plan): Promise<WakeRepo
     const called = performance.now();
     const chat = await Store.create(server.database, server.chats.bus, { ownerId: userId, prompt: promptFor({ key: `wake-${kind}-${index}`, latencyMs: 0, toolCalls: 0 }) });
     const times = await tracker.settled(chat.id, 10_000);
-    if (times.error || times.pending === undefined || times.running === undefined) throw new Error(`wake-up chat failed: ${JSON.stringify(times)}`);
+    if (times.error || times.running === undefined) throw new Error(`wake-up chat failed: ${JSON.stringify(times)}`);
     if (index >= plan.wake.warmup) {
-      report.notify.push(times.running - times.pending);
+      // Without `pending` the worker claimed it before Store.create returned: commit → claim is unseen, and under this.
+      if (times.pending !== undefined) report.notify.push(times.running - times.pending);
+      else report.claimedFirst++;
       report.fromCall.push(times.running - called);
     }
     // The worker claims once more after every turn; start the next sample with it idle.
@@ -1017,7 +1024,7 @@ async function main(resources: Resources, flags: Flags): Promise<boolean> {
   console.log(`  CPU per model call: ${cpuLine(loadCpu)}; ${host.cpus} CPUs × ${turnSeconds.toFixed(1)} s = ${(host.cpus * turnSeconds).toFixed(1)} CPU-s available, ${((load.turns.cpu.controlPlane + (load.turns.cpu.postgres ?? 0) + load.turns.cpu.peer) / 1000).toFixed(1)} used`);
   console.log(`  RSS ${mebibytes(rssAtStart)} after start, ${mebibytes(load.rss.baselineBytes)} before the burst, ${load.turns.inFlightRssBytes === null ? "" : `${mebibytes(load.turns.inFlightRssBytes)} with all in flight, `}peak ${mebibytes(load.rss.peakBytes)} (${load.rss.samples} samples every ${RSS_SAMPLE_MS} ms; kernel max RSS ${mebibytes(load.rss.maxRssBytes)})`);
   console.log(`  event loop delay while running: p50 ${milliseconds(load.turns.eventLoopDelayMs.p50)} ms, p99 ${milliseconds(load.turns.eventLoopDelayMs.p99)} ms, max ${milliseconds(load.turns.eventLoopDelayMs.max)} ms`);
-  console.log(`wake-up: polling alone would average poll interval / 2 = ${POLL_MS / 2} ms; measured without NOTIFY: postgres mean ${milliseconds(summarize(wakePostgres.pollOnly).mean)} ms, pglite mean ${milliseconds(summarize(wakePglite.pollOnly).mean)} ms`);
+  console.log(`wake-up: polling alone would average poll interval / 2 = ${POLL_MS / 2} ms; measured without NOTIFY: postgres mean ${milliseconds(summarize(wakePostgres.pollOnly).mean)} ms, pglite mean ${milliseconds(summarize(wakePglite.pollOnly).mean)} ms; claimed before Store.create returned (left out of committed → claimed): postgres ${wakePostgres.claimedFirst}, pglite ${wakePglite.claimedFirst}`);
   console.log();
 
   const summaryOf = (key: string) => (rows.find((candidate) => candidate.key === key) as Row).summary;

@@ -3,7 +3,10 @@ import type { ChatEventBus } from "../../control-plane/src/chats/events.ts";
 
 /** When a chat first reached each status, in performance.now() milliseconds of this process. */
 export interface ChatTimes {
-  /** Store.create committed the chat (published right after COMMIT, before NOTIFY). */
+  /**
+   * Store.create committed the chat (published right after COMMIT, before NOTIFY). Absent when a
+   * worker claimed it before the creating call read the insert's answer (see Store.create).
+   */
   pending?: number;
   /** A worker claimed it (published right after the claiming UPDATE returned). */
   running?: number;
@@ -41,10 +44,16 @@ export class ChatTracker {
       let times = this.times.get(event.chat_id);
       if (!times) this.times.set(event.chat_id, (times = {}));
       const wasSettled = times.waiting !== undefined || times.error !== undefined;
+      const firstSeen = times.pending === undefined && times.running === undefined;
       if (event.status === "pending") {
-        if (times.pending === undefined) this.committed++;
-        times.pending ??= now;
-      } else if (event.status === "running") times.running ??= now;
+        if (firstSeen) this.committed++;
+        if (times.running === undefined) times.pending ??= now;
+      } else if (event.status === "running") {
+        // A worker can claim a new chat before its creator reads the insert's answer; Store.create
+        // then publishes no `pending`, and the claim is the first sign of the commit.
+        if (firstSeen) this.committed++;
+        times.running ??= now;
+      }
       else if (event.status === "waiting") times.waiting ??= now;
       else if (event.status === "error") times.error ??= { at: now, message: event.error };
       else return;
