@@ -66,6 +66,10 @@ describe.skipIf(!inject("postgresUrl"))("agent steps' statements", () => {
     expect(eventsOf(created.body.id)).toEqual([
       "message.committed assistant", "tool.started call_count", "tool.finished call_count", "message.committed tool", "message.committed assistant",
     ]);
+    // The second request went out while the tool message was being stored, but nothing of its
+    // reply was published before that message was.
+    const raw = (h.server.chats.api.bus.replay(created.body.id, 0) ?? []).map(({ event }) => event.type === "message.committed" ? `committed ${event.message.role}` : event.type);
+    expect(raw.indexOf("message.delta")).toBeGreaterThan(raw.indexOf("committed tool"));
   });
 
   it("parallel calls record and publish each result as it finishes, then store the tool message", async () => {

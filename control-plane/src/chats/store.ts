@@ -200,23 +200,38 @@ const reused = { messageId: sql`excluded.message_id`, toolName: sql`excluded.too
  * approval, in one statement: a call's record is durable before its tool runs (a server that dies
  * mid-call must not run it twice blind) without a round trip of its own. The records are a
  * data-modifying CTE that takes the reply's id from the other; an existing record with the same id
- * is overwritten, as `upsertToolCall` does. Call ids must be distinct. `notice` (the reply's) tells
+ * is overwritten, as `upsertToolCall` does. Call ids must be distinct. The reply's notice tells
  * other replicas the chat changed; they reload it, so the records need no notice of their own.
  */
 export async function appendReply(
-  db: Database, input: NewMessage, calls: { toolCallId: string; toolName: string; input: unknown; status: "running" | "pending_approval" }[], notice: SQL,
+  db: Database, bus: ChatEventBus, input: NewMessage, calls: { toolCallId: string; toolName: string; input: unknown; status: "running" | "pending_approval" }[],
 ): Promise<Message> {
-  if (calls.length === 0) return appendMessage(db, input, { notice });
-  const reply = db.$with("reply").as(db.insert(chatMessages).values(messageValues(input)).returning({ ...getTableColumns(chatMessages), notice: notice.as("notice") }));
-  const now = new Date();
-  const records = db.$with("records").as(db.insert(chatToolCalls)
-    .values(calls.map((call) => ({ chatId: input.chatId, toolCallId: call.toolCallId, messageId: sql`(SELECT ${sql.identifier("id")} FROM ${reply})`, toolName: call.toolName, input: withoutNul(call.input), status: call.status })))
-    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { ...reused, status: sql`excluded.status`, result: null, updatedAt: now } })
-    .returning({ toolCallId: chatToolCalls.toolCallId }));
-  // A data-modifying CTE runs to completion, unreferenced.
-  const [row] = await db.with(reply, records).select().from(reply);
+  const values = messageValues(input);
+  const byBus = hotStatements(db).reply;
+  let statement = byBus.get(bus);
+  if (!statement) byBus.set(bus, (statement = prepareReply(db, bus)));
+  const [row] = await statement.execute({
+    ...values, parts: JSON.stringify(values.parts), usage: values.usage === null ? null : JSON.stringify(values.usage),
+    records: JSON.stringify(calls.map((call) => ({ tool_call_id: call.toolCallId, tool_name: call.toolName, input: withoutNul(call.input), status: call.status }))),
+  });
   const { notice: _notice, ...message } = row!;
   return message;
+}
+
+/** `appendReply`'s statement, prepared once per database and bus (its notice carries the bus's origin); the records are one JSON array. */
+function prepareReply(db: Database, bus: ChatEventBus) {
+  const chatId = sql.placeholder("chatId");
+  const reply = db.$with("reply").as(db.insert(chatMessages).values({
+    chatId, role: sql.placeholder("role"), parts: sql`${sql.placeholder("parts")}::jsonb`, usage: sql`${sql.placeholder("usage")}::jsonb`,
+    compressed: sql.placeholder("compressed"), modelId: sql.placeholder("modelId"), visibility: sql.placeholder("visibility"),
+  }).returning({ ...getTableColumns(chatMessages), notice: bus.remoteNotice(chatId, "message.committed").as("notice") }));
+  // The columns in the table's order, as an INSERT … SELECT needs them.
+  const records = db.$with("records").as(db.insert(chatToolCalls).select(sql`select ${chatId}::uuid, r.tool_call_id, (select ${sql.identifier("id")} from ${reply}), r.tool_name, r.input, r.status, null::jsonb, now(), now()
+      from jsonb_to_recordset(${sql.placeholder("records")}::jsonb) as r(tool_call_id text, tool_name text, input jsonb, status text)`)
+    .onConflictDoUpdate({ target: [chatToolCalls.chatId, chatToolCalls.toolCallId], set: { ...reused, status: sql`excluded.status`, result: null, updatedAt: sql`now()` } })
+    .returning({ toolCallId: chatToolCalls.toolCallId }));
+  // A data-modifying CTE runs to completion, unreferenced.
+  return prepareQuery(db.with(reply, records).select().from(reply));
 }
 
 /**
@@ -278,6 +293,7 @@ function prepareHotStatements(db: Database) {
     .where(and(eq(chatMessages.chatId, chatId), eq(chatMessages.compressed, true)));
   return {
     lastMessage: new WeakMap<ChatEventBus, ReturnType<typeof prepareLastMessage>>(),
+    reply: new WeakMap<ChatEventBus, ReturnType<typeof prepareReply>>(),
     context: prepareQuery(db.select().from(chatMessages)
       .where(and(eq(chatMessages.chatId, chatId), gte(chatMessages.id, latestSummary), inArray(chatMessages.visibility, ["model", "both"])))
       .orderBy(asc(chatMessages.id))),

@@ -276,8 +276,19 @@ export class ChatWorker {
     /** The last reply's statement also ended the turn. */
     let ended = false;
 
+    /** The tool message of the last step, still being stored while the next model request goes out. */
+    let storing: { message: Store.Message; stored: Promise<Store.Message> } | null = null;
+    /** Waits for it and puts the stored message (with its id) in the context in place of the unstored one. */
+    const settleStoring = async (context: Store.Message[]): Promise<Store.Message[]> => {
+      if (!storing) return context;
+      const { message, stored } = storing;
+      storing = null;
+      const toolMessage = await stored;
+      return context.map((entry) => (entry === message ? toolMessage : entry));
+    };
+
     while (!signal.aborted) {
-      const context = loadedContext ?? await Store.contextMessages(db, chat.id);
+      let context = loadedContext ?? await Store.contextMessages(db, chat.id);
       loadedContext = null;
       const fresh = freshCalls;
       freshCalls = null;
@@ -290,10 +301,14 @@ export class ChatWorker {
           bus.publish({ type: "status", chat_id: chat.id, status: "requires_action", error: null });
           return;
         }
+        // The next model request goes out while the tool message is being stored: one round trip
+        // off every tool step. Nothing else is stored or published before that statement commits.
+        storing = settled;
         loadedContext = withMessage(context, settled.message);
         continue;
       }
       if (!last || (last.role !== "user" && last.role !== "tool")) break;
+      if (steps >= this.maxSteps || (overThreshold(model, lastUsage) && worthCompacting(context))) context = await settleStoring(context);
       if (steps >= this.maxSteps) {
         const note = await Store.appendMessage(db, { chatId: chat.id, role: "assistant", parts: [{ type: "text", text: `[stopped after ${this.maxSteps} steps in one turn; send a message to continue]` }], visibility: "user" });
         bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(note) });
@@ -305,7 +320,9 @@ export class ChatWorker {
         continue;
       }
       steps++;
-      const step = await this.streamStep(chat, model, system, toLlmMessages(context), llmTools, signal, log);
+      const pending = storing;
+      const step = await this.streamStep(chat, model, system, toLlmMessages(context), llmTools, signal, log, pending?.stored);
+      context = await settleStoring(context);
       if (step.parts.length > 0) {
         const reply = { chatId: chat.id, role: "assistant" as const, parts: step.parts, usage: step.usage, modelId: model.modelId };
         if (!step.aborted && !signal.aborted && !step.parts.some((part) => part.type === "tool-call")) {
@@ -319,7 +336,7 @@ export class ChatWorker {
         } else {
           // The records of the calls that start now or wait for approval go in with the reply.
           const records = step.aborted || signal.aborted ? [] : recordsToStart(step.parts, policy);
-          const message = await Store.appendReply(db, reply, records, bus.remoteNotice(chat.id, "message.committed"));
+          const message = await Store.appendReply(db, bus, reply, records);
           bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(message) }, { notified: true });
           loadedContext = withMessage(context, message);
           freshCalls = new Map(records.map((record) => [record.toolCallId, record.status]));
@@ -330,6 +347,8 @@ export class ChatWorker {
       if (!step.parts.some((part) => part.type === "tool-call")) break;
     }
 
+    // An interrupt can end the loop between a tool step and the next request: its message is stored first.
+    await settleStoring([]);
     if (turn.reason === "lease" || turn.reason === "shutdown") return;
     if (!ended && (await this.finish(chat.id, { status: "waiting" })) === "pending") turn.claimAfter = true;
     if (overThreshold(model, lastUsage)) {
@@ -341,8 +360,22 @@ export class ChatWorker {
   }
 
   /** One model call with retries; keeps partial output when interrupted. */
-  private async streamStep(chat: Store.Chat, model: ResolvedModel, system: string, messages: ReturnType<typeof toLlmMessages>, llmTools: ReturnType<typeof toLlmTools>, signal: AbortSignal, log: Logger): Promise<{ parts: MessagePart[]; usage: Usage | null; aborted: boolean }> {
+  /**
+   * One model call with retries; keeps partial output when interrupted. `before` (the last tool
+   * message's statement) is waited for ahead of the first event is published and before returning:
+   * the request goes out without waiting for it, nothing of the reply is seen or stored before it.
+   */
+  private async streamStep(
+    chat: Store.Chat, model: ResolvedModel, system: string, messages: ReturnType<typeof toLlmMessages>, llmTools: ReturnType<typeof toLlmTools>, signal: AbortSignal, log: Logger,
+    before?: Promise<unknown>,
+  ): Promise<{ parts: MessagePart[]; usage: Usage | null; aborted: boolean }> {
     const { bus } = this.options;
+    let ready = before === undefined;
+    const waitReady = async () => {
+      if (ready) return;
+      await before;
+      ready = true;
+    };
     for (let attempt = 1; ; attempt++) {
       let text = "";
       let reasoning = "";
@@ -358,6 +391,7 @@ export class ChatWorker {
       let usage: Usage | null = null;
       try {
         for await (const event of model.provider.stream({ model: model.model, system, messages, tools: llmTools, maxOutputTokens: model.maxOutputTokens, signal })) {
+          await waitReady();
           if (event.type === "text-delta") {
             if (reasoning) flushText();
             text += event.text;
@@ -375,9 +409,12 @@ export class ChatWorker {
             usage = event.usage;
           }
         }
+        await waitReady();
         flushText();
         return { parts, usage, aborted: false };
       } catch (error) {
+        // The tool message's statement failed: that ends the turn, whatever the model did.
+        await waitReady();
         if (signal.aborted) {
           flushText();
           // Tool calls from a cut-off stream are dropped: the model never finished asking for them.
@@ -402,7 +439,7 @@ export class ChatWorker {
   private async settleToolCalls(
     chat: Store.Chat, owner: Actor, message: Store.Message, calls: ReturnType<typeof toolCallsOf>, tools: Tool[], policy: ToolPolicy,
     signal: AbortSignal, log: Logger, onChatChange: (chat: Store.Chat) => void, fresh: Map<string, PrerecordedStatus> | null,
-  ): Promise<{ message: Store.Message } | "requires_action"> {
+  ): Promise<SettledTools | "requires_action"> {
     const { database, bus } = this.options;
     const db = database.db;
     // A reply this turn stored has only the records stored with it (`fresh`); a resumed turn's (a crash, approvals) are read.
@@ -453,13 +490,19 @@ export class ChatWorker {
     const results = settled.map((result) => result.part);
     const finished = single && settled[0]!.unrecorded ? settled[0]! : null;
     const messageNotice = bus.remoteNotice(chat.id, "message.committed");
-    const toolMessage = finished
-      ? await Store.finishToolCall(db, { chatId: chat.id, toolCallId: finished.call.toolCallId, messageId: message.id, toolName: finished.call.toolName, input: finished.call.input, result: finished.output },
-        { chatId: chat.id, role: "tool", parts: results }, { call: bus.remoteNotice(chat.id, "tool.finished"), message: messageNotice })
-      : await Store.appendMessage(db, { chatId: chat.id, role: "tool", parts: results }, { notice: messageNotice });
-    if (finished) this.publishFinished(chat.id, finished.call, finished.output);
-    bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(toolMessage) }, { notified: true });
-    return { message: toolMessage };
+    const stored = (async () => {
+      const toolMessage = finished
+        ? await Store.finishToolCall(db, { chatId: chat.id, toolCallId: finished.call.toolCallId, messageId: message.id, toolName: finished.call.toolName, input: finished.call.input, result: finished.output },
+          { chatId: chat.id, role: "tool", parts: results }, { call: bus.remoteNotice(chat.id, "tool.finished"), message: messageNotice })
+        : await Store.appendMessage(db, { chatId: chat.id, role: "tool", parts: results }, { notice: messageNotice });
+      if (finished) this.publishFinished(chat.id, finished.call, finished.output);
+      bus.publish({ type: "message.committed", chat_id: chat.id, message: Store.messageView(toolMessage) }, { notified: true });
+      return toolMessage;
+    })();
+    // Awaited by the caller before anything else is stored or published (see SettledTools).
+    stored.catch(() => {});
+    const unstored: Store.Message = { id: 0, chatId: chat.id, role: "tool", parts: results, usage: null, compressed: false, visibility: "both", modelId: null, createdBy: null, createdAt: new Date() };
+    return { message: unstored, stored };
   }
 
   private publishFinished(chatId: string, call: ReturnType<typeof toolCallsOf>[number], output: ToolOutput): void {
@@ -583,6 +626,16 @@ export class ChatWorker {
 
 /** The context after appending `message`, as `Store.contextMessages` would read it. */
 type PrerecordedStatus = "running" | "pending_approval";
+
+/**
+ * Settled tool calls: their tool message as it will be stored (id 0), and the statement storing it.
+ * The caller sends the next model request meanwhile and waits for `stored` before it stores, publishes
+ * or ends anything else, so the tool message is durable (and its events out) before the reply's.
+ */
+interface SettledTools {
+  message: Store.Message;
+  stored: Promise<Store.Message>;
+}
 
 /**
  * The records a new reply's calls get with it: `running` for calls the policy allows, `pending_approval`
