@@ -204,16 +204,16 @@ describe("agent chat loop (real server, real workspace daemon, fake Anthropic)",
   });
 
   it("stays running when the worker claims a new chat before its creator hears back from Postgres", async () => {
-    // The creating request's connection runs through a proxy that can hold Postgres's answers back;
-    // the worker (woken by the insert's NOTIFY on its own connection) claims the chat meanwhile.
-    let holdMs = 0;
+    // The creating request's connection runs through a proxy that holds Postgres's answers back
+    // until the worker (woken by the insert's NOTIFY on its own connection) has claimed the chat.
+    let hold: Promise<void> | null = null;
     const target = new URL(h.database.url!);
     const proxy = net.createServer((client) => {
       const upstream = net.connect(Number(target.port), target.hostname);
       let answers = Promise.resolve();
       upstream.on("data", (chunk) => {
-        const wait = holdMs;
-        answers = answers.then(() => new Promise((resolve) => setTimeout(resolve, wait))).then(() => void client.write(chunk));
+        const gate = hold;
+        answers = answers.then(() => gate ?? undefined).then(() => void client.write(chunk));
       });
       client.pipe(upstream);
       client.on("error", () => upstream.destroy());
@@ -224,13 +224,18 @@ describe("agent chat loop (real server, real workspace daemon, fake Anthropic)",
     const viaProxy = new URL(target);
     viaProxy.host = `127.0.0.1:${(proxy.address() as net.AddressInfo).port}`;
     const slow = await openDatabase({ postgresUrl: viaProxy.toString() });
+    const bus = h.server.chats.api.bus;
+    let release: () => void = () => {};
+    const unsubscribe = bus.subscribeAll(({ event }) => event.type === "status" && event.status === "running" && release());
     try {
       const [owner] = await slow.db.select().from(users).limit(1);
-      const bus = h.server.chats.api.bus;
       h.fake.enqueue({ type: "respond", text: ["Claimed ", "first."], delayMs: 400 });
-      holdMs = 300;
+      hold = new Promise<void>((resolve) => {
+        release = resolve;
+        setTimeout(resolve, 10_000);
+      });
       const chat = await Store.create(slow, bus, { ownerId: owner!.id, prompt: "race the worker" });
-      holdMs = 0;
+      hold = null;
       const statuses = () => (bus.replay(chat.id, 0) ?? []).flatMap(({ event }) => event.type === "status" ? [event.status] : []);
       // The worker had claimed it before the insert's answer came back.
       expect(statuses()[0]).toBe("running");
@@ -240,6 +245,7 @@ describe("agent chat loop (real server, real workspace daemon, fake Anthropic)",
       expect((await h.waitForStatus(chat.id, ["waiting", "error"])).status).toBe("waiting");
       expect(statuses()).toEqual(["running", "waiting"]);
     } finally {
+      unsubscribe();
       await slow.close();
       proxy.close();
     }

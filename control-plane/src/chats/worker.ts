@@ -320,8 +320,7 @@ export class ChatWorker {
         continue;
       }
       steps++;
-      const pending = storing;
-      const step = await this.streamStep(chat, model, system, toLlmMessages(context), llmTools, signal, log, pending?.stored);
+      const step = await this.streamStep(chat, model, system, toLlmMessages(context), llmTools, signal, log, storing?.stored);
       context = await settleStoring(context);
       if (step.parts.length > 0) {
         const reply = { chatId: chat.id, role: "assistant" as const, parts: step.parts, usage: step.usage, modelId: model.modelId };
@@ -359,11 +358,10 @@ export class ChatWorker {
     }
   }
 
-  /** One model call with retries; keeps partial output when interrupted. */
   /**
-   * One model call with retries; keeps partial output when interrupted. `before` (the last tool
-   * message's statement) is waited for ahead of the first event is published and before returning:
-   * the request goes out without waiting for it, nothing of the reply is seen or stored before it.
+   * One model call with retries; keeps partial output when interrupted. The request goes out at once;
+   * `before` (the statement storing the last tool message) is waited for before the first event is
+   * handled and before returning, so nothing of the reply is published or stored ahead of it.
    */
   private async streamStep(
     chat: Store.Chat, model: ResolvedModel, system: string, messages: ReturnType<typeof toLlmMessages>, llmTools: ReturnType<typeof toLlmTools>, signal: AbortSignal, log: Logger,
@@ -624,7 +622,6 @@ export class ChatWorker {
   }
 }
 
-/** The context after appending `message`, as `Store.contextMessages` would read it. */
 type PrerecordedStatus = "running" | "pending_approval";
 
 /**
@@ -651,6 +648,7 @@ function recordsToStart(parts: MessagePart[], policy: ToolPolicy): { toolCallId:
   });
 }
 
+/** The context after appending `message`, as `Store.contextMessages` would read it. */
 function withMessage(context: Store.Message[], message: Store.Message): Store.Message[] {
   if (message.compressed) return [message];
   return message.visibility === "user" ? context : [...context, message];
