@@ -210,7 +210,14 @@ describe.skipIf(!available && !strict)("kiln server --tailnet (embedded headscal
     // Not the daemon's API port: that is the control plane's alone. (The SSH port, through the same proxy, is the
     // positive control: it answers with its banner.)
     const banner = await socks5Connect(mine.socks5!, { host: agent.tailnet.address, port: agent.tailnet.ssh_port }, 10_000);
-    expect(await new Promise<string>((resolve) => banner.once("data", (chunk: Buffer) => resolve(chunk.toString("utf8"))))).toMatch(/^SSH-2\.0-/);
+    expect(await new Promise<string>((resolve, reject) => {
+      // Bounded, so a banner that never comes fails here, by name, rather than at the test's timeout.
+      const timer = setTimeout(() => reject(new Error("no SSH banner within 10 s through the device's SOCKS proxy")), 10_000);
+      banner.once("data", (chunk: Buffer) => {
+        clearTimeout(timer);
+        resolve(chunk.toString("utf8"));
+      });
+    })).toMatch(/^SSH-2\.0-/);
     banner.destroy();
     await expect(socks5Connect(mine.socks5!, { host: agent.tailnet.address, port: agent.tailnet.port }, 5_000)).rejects.toThrow();
 
