@@ -7,7 +7,7 @@ const END_MARKER = /^# -+END-KILN-+\s*$/;
 const START_MARKER = /^# -+START-KILN-+\s*$/;
 
 export const HOST_PREFIX = "kiln.";
-export const SSH_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr";
+const SSH_CIPHERS = "aes128-gcm@openssh.com,aes256-gcm@openssh.com,aes128-ctr,aes256-ctr";
 
 export interface ProxyCommandParts {
   /** The node binary that runs the CLI. */
@@ -46,8 +46,8 @@ export function renderBlock(options: { deployment: string; workspaces: string[];
       "  ConnectTimeout 0",
       "  ServerAliveInterval 0",
       // AES-GCM first: the daemon's SSH server encrypts with Node's OpenSSL (AES-NI), where it moves
-      // ~30 % more than OpenSSH's default ChaCha20-Poly1305 (docs/benchmarks.md, "scp"). Only
-      // ciphers every OpenSSH client with OpenSSL has, FIPS builds included, and the daemon offers.
+      // ~30 % more than OpenSSH's default ChaCha20-Poly1305 (docs/benchmarks.md, "scp"). The list holds
+      // only ciphers that the daemon offers and every OpenSSL-built OpenSSH client has, FIPS builds included.
       `  Ciphers ${SSH_CIPHERS}`,
     );
   }
