@@ -1,9 +1,10 @@
 import { createHash, randomBytes } from "node:crypto";
 import { readFile, writeFile } from "node:fs/promises";
 import http from "node:http";
-import net, { type AddressInfo } from "node:net";
+import type { AddressInfo } from "node:net";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startUpgradeProxy } from "@kiln/tailnet/testing";
 import { WebSocket } from "ws";
 import { parseServerConfig } from "../config.ts";
 import { createLogger } from "../logger.ts";
@@ -136,31 +137,12 @@ describe("interactive access: web terminal, kiln ssh, OpenSSH, port forwarding",
     expect((await api("GET", "/api/v1/workspaces/dev/agent/v1/pty")).body).toEqual(sessionsBefore);
 
     // A proxy that forwards WebSocket upgrades and answers anything else with a plain 400.
-    const upgrades: string[] = [];
-    const proxy = http.createServer((_request, response) => response.writeHead(404).end());
-    proxy.on("upgrade", (request: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-      upgrades.push(request.headers.upgrade ?? "");
-      if (request.headers.upgrade?.toLowerCase() !== "websocket") {
-        socket.end("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: 11\r\n\r\nbad upgrade");
-        return;
-      }
-      const upstream = net.connect(Number(new URL(url).port), "127.0.0.1", () => {
-        const lines: string[] = [];
-        for (let index = 0; index < request.rawHeaders.length; index += 2) lines.push(`${request.rawHeaders[index]}: ${request.rawHeaders[index + 1]}\r\n`);
-        upstream.write(`${request.method} ${request.url} HTTP/1.1\r\n${lines.join("")}\r\n`);
-        upstream.write(head);
-        socket.pipe(upstream).pipe(socket);
-      });
-      upstream.on("error", () => socket.destroy());
-      socket.on("error", () => upstream.destroy());
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+    const proxy = await startUpgradeProxy(url, (request) => (request.headers.upgrade?.toLowerCase() === "websocket" ? "forward" : 400));
     try {
-      const proxied = { ...env(), KILN_URL: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, KILN_TOKEN: token };
+      const proxied = { ...env(), KILN_URL: `http://127.0.0.1:${proxy.port}`, KILN_TOKEN: token };
       expect(await run("ssh", ["-F", sshConfig, "kiln.dev", "echo", "via-proxy"], { env: proxied })).toMatchObject({ code: 0, stdout: "via-proxy\n" });
-      expect(upgrades).toEqual(["kiln-bytes", "websocket"]);
+      expect(proxy.upgrades).toEqual(["kiln-bytes", "websocket"]);
     } finally {
-      proxy.closeAllConnections();
       proxy.close();
     }
   });

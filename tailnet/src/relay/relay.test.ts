@@ -8,6 +8,7 @@ import type { Duplex } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeEach, describe, expect, test } from "vitest";
 import { WebSocket } from "ws";
+import { startUpgradeProxy as startProxy, type UpgradeProxy } from "../testing/index.ts";
 import { TunnelError, type Logger } from "../transport.ts";
 import { DIRECT_RELAY_PROTOCOL, type RelayFraming } from "./carrier.ts";
 import { RelayAgent, type RelayAgentOptions, type RelayAgentState } from "./relay-agent.ts";
@@ -542,39 +543,11 @@ function silentDirectSocket(url: string): Promise<net.Socket> {
   });
 }
 
-/**
- * An HTTP proxy for upgrades, in front of the relay: `decide` answers a status of its own or lets the
- * upgrade through to the relay (request head and all, then bytes both ways).
- */
-async function startUpgradeProxy(relayUrl: string, decide: (req: http.IncomingMessage) => "forward" | number): Promise<{ url: string; upgrades: string[] }> {
-  const target = new URL(relayUrl);
-  const upgrades: string[] = [];
-  const server = http.createServer((_req, res) => res.writeHead(404).end());
-  server.on("upgrade", (req: http.IncomingMessage, socket: net.Socket, head: Buffer) => {
-    upgrades.push(req.headers.upgrade ?? "");
-    const decision = decide(req);
-    if (decision !== "forward") {
-      socket.end(`HTTP/1.1 ${decision} ${http.STATUS_CODES[decision]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
-      return;
-    }
-    const upstream = net.connect(Number(target.port), target.hostname, () => {
-      const headerLines = [];
-      for (let index = 0; index < req.rawHeaders.length; index += 2) headerLines.push(`${req.rawHeaders[index]}: ${req.rawHeaders[index + 1]}\r\n`);
-      upstream.write(`${req.method} ${req.url} HTTP/1.1\r\n${headerLines.join("")}\r\n`);
-      upstream.write(head);
-      socket.pipe(upstream).pipe(socket);
-    });
-    upstream.on("error", () => socket.destroy());
-    socket.on("error", () => upstream.destroy());
-  });
-  server.listen(0, "127.0.0.1");
-  await once(server, "listening");
-  cleanups.push(() => {
-    server.closeAllConnections();
-    server.close();
-  });
-  const { port } = server.address() as AddressInfo;
-  return { url: `http://127.0.0.1:${port}${target.pathname}`, upgrades };
+/** `startUpgradeProxy` in front of the relay, closed after the test. */
+async function startUpgradeProxy(relayUrl: string, decide: Parameters<typeof startProxy>[1]): Promise<UpgradeProxy> {
+  const proxy = await startProxy(relayUrl, decide);
+  cleanups.push(() => proxy.close());
+  return proxy;
 }
 
 function upgradeStatus(url: string, headers: Record<string, string>): Promise<{ status: number | undefined; wwwAuthenticate: string | undefined }> {
