@@ -316,8 +316,10 @@ export function responseBodyOf(stream: ClientHttp2Stream, signal: AbortSignal | 
         };
         stream.on("data", (chunk: Buffer) => {
           if (settled) return;
-          // A copy, so the chunk does not share memory with other buffers (as Readable.toWeb does).
-          controller.enqueue(new Uint8Array(chunk));
+          // As it is, a view into one of the session's socket reads (node never reuses those). Not a
+          // copy as Readable.toWeb makes: a copy doubles what each byte allocates, and the major GCs
+          // that external memory triggers cost 10-15 % of a 64 MiB body's throughput.
+          controller.enqueue(chunk);
           if ((controller.desiredSize ?? 0) <= 0) stream.pause();
         });
         stream.once("end", () => {

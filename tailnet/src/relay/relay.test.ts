@@ -252,6 +252,37 @@ describe.each(["direct", "websocket"] as const)("relay transport, %s framing", (
     expect(createHash("sha256").update(echoed).digest("hex")).toBe(expected);
   });
 
+  test("a large fetch body arrives intact, and what has arrived is readable while the rest is pending", async () => {
+    const harness = await startRelay();
+    const payload = randomBytes(8 * MiB);
+    let finish = () => {};
+    startAgent(harness, (req, res) => {
+      res.writeHead(200);
+      if (req.url === "/bulk") {
+        res.end(payload);
+        return;
+      }
+      res.write("first");
+      finish = () => res.end("second");
+    });
+    const connection = await harness.relay.dial(AGENT_ID);
+
+    // Chunks are views into the session's reads: any reuse of those buffers would show here.
+    const chunks: Uint8Array[] = [];
+    const bulk = (await connection.fetch("/bulk")).body?.getReader();
+    if (!bulk) throw new Error("expected a body");
+    for (let chunk = await bulk.read(); !chunk.done; chunk = await bulk.read()) chunks.push(chunk.value);
+    expect(createHash("sha256").update(Buffer.concat(chunks)).digest("hex")).toBe(createHash("sha256").update(payload).digest("hex"));
+
+    // A response that pauses mid-way: what came before the pause is readable during it.
+    const trickle = (await connection.fetch("/trickle")).body?.getReader();
+    if (!trickle) throw new Error("expected a body");
+    expect(new TextDecoder().decode((await trickle.read()).value)).toBe("first");
+    finish();
+    expect(new TextDecoder().decode((await trickle.read()).value)).toBe("second");
+    expect((await trickle.read()).done).toBe(true);
+  });
+
   test("a slow fetch body reader holds the daemon back (flow control)", { timeout: 20_000 }, async () => {
     const harness = await startRelay();
     const firehose = firehoseHandler();

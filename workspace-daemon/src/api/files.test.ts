@@ -1,8 +1,19 @@
-import { chmod, mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from "node:fs/promises";
+import { appendFile, chmod, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect } from "vitest";
 import type { EditFilesResponse, ListFilesResponse, ReadFileResponse } from "../protocol.ts";
 import { test } from "../testing/fixture.ts";
+
+/** How many of this process's descriptors are open on `path` (Linux: /proc/self/fd). */
+async function descriptorsOpenOn(path: string): Promise<number> {
+  // The close is asynchronous; give it a moment before counting.
+  for (let attempt = 0; ; attempt += 1) {
+    const targets = await Promise.all((await readdir("/proc/self/fd")).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => "")));
+    const open = targets.filter((target) => target === path).length;
+    if (open === 0 || attempt === 20) return open;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 const lines = (count: number, make: (index: number) => string = (index) => `line ${index}`) =>
   Array.from({ length: count }, (_, index) => make(index + 1)).join("\n");
@@ -169,6 +180,43 @@ describe("/v1/files/raw", () => {
     const missing = await daemon.app.request("/v1/files/raw?path=missing");
     expect(missing.status).toBe(404);
     expect(await missing.json()).toMatchObject({ error: { code: "not_found" } });
+  });
+
+  test("stops at the size it announced when the file grows, and closes the file at the end", async ({ daemon, root }) => {
+    const path = join(root, "growing.log");
+    await writeFile(path, Buffer.alloc(600 * 1024, "a"));
+    const response = await daemon.app.request("/v1/files/raw?path=growing.log");
+    expect(response.headers.get("content-length")).toBe(String(600 * 1024));
+    await appendFile(path, "more");
+    const body = Buffer.from(await response.arrayBuffer());
+    expect([body.length, body.includes("more")]).toEqual([600 * 1024, false]);
+    expect(await descriptorsOpenOn(path)).toBe(0);
+  });
+
+  test("fails the body when the file shrinks under it", async ({ daemon, root }) => {
+    const path = join(root, "shrinking.bin");
+    await writeFile(path, Buffer.alloc(4 * 1024 * 1024, 1));
+    const response = await daemon.app.request("/v1/files/raw?path=shrinking.bin");
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    let received = (await reader.read()).value?.length ?? 0;
+    await truncate(path, 0);
+    const rest = (async () => {
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) received += chunk.value.length;
+    })();
+    await expect(rest).rejects.toThrow(`${path} shrank to`);
+    expect(received).toBeLessThan(4 * 1024 * 1024);
+    expect(await descriptorsOpenOn(path)).toBe(0);
+  });
+
+  test("closes the file when the reader cancels mid-stream", async ({ daemon, root }) => {
+    const path = join(root, "big.bin");
+    await writeFile(path, Buffer.alloc(4 * 1024 * 1024, 2));
+    const response = await daemon.app.request("/v1/files/raw?path=big.bin");
+    const reader = (response.body as ReadableStream<Uint8Array>).getReader();
+    await reader.read();
+    expect(await descriptorsOpenOn(path)).toBe(1);
+    await reader.cancel();
+    expect(await descriptorsOpenOn(path)).toBe(0);
   });
 
   test("PUT writes the body into new directories with the given mode", async ({ daemon, root }) => {

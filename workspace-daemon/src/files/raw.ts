@@ -1,5 +1,5 @@
-import { closeSync, createReadStream } from "node:fs";
-import { Readable } from "node:stream";
+import { close, closeSync, read } from "node:fs";
+import { promisify } from "node:util";
 import type { RawReadRequest, RawWriteRequest, RawWriteResponse } from "../protocol.ts";
 import { writeAll, stageFile, commitStaged } from "./atomic.ts";
 import { resolvePath } from "./paths.ts";
@@ -21,9 +21,57 @@ export async function openRawFile(root: string, request: RawReadRequest): Promis
     closeSync(fd);
     return { path, size: 0, body: new ReadableStream({ start: (controller) => controller.close() }) };
   }
-  // Stop at the size sent as content-length even if the file grows meanwhile.
-  const stream = createReadStream("", { fd, start: 0, end: stats.size - 1, highWaterMark: STREAM_CHUNK_BYTES, autoClose: true });
-  return { path, size: stats.size, body: Readable.toWeb(stream) as ReadableStream<Uint8Array> };
+  return { path, size: stats.size, body: fileBody(path, fd, stats.size) };
+}
+
+const readInto = promisify(read);
+
+/**
+ * Exactly `size` bytes of the open file `fd` as a web stream, each chunk read into a buffer of its
+ * own and handed on as it is (`Readable.toWeb` over a file stream copies every chunk once more).
+ * Stops at `size`, the content-length already sent, even if the file grows meanwhile, and fails
+ * if it shrinks. The descriptor closes at the end, on an error, or on cancel (once no read is in flight).
+ */
+function fileBody(path: string, fd: number, size: number): ReadableStream<Uint8Array> {
+  let position = 0;
+  let reading: Promise<unknown> = Promise.resolve();
+  let closed = false;
+  let cancelled = false;
+  const closeFile = () => {
+    if (closed) return;
+    closed = true;
+    close(fd, () => {});
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const chunk = Buffer.allocUnsafeSlow(Math.min(STREAM_CHUNK_BYTES, size - position));
+      const pending = readInto(fd, chunk, 0, chunk.length, position);
+      reading = pending.catch(() => {});
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await pending);
+      } catch (error) {
+        closeFile();
+        throw error;
+      }
+      if (cancelled) return;
+      if (bytesRead === 0) {
+        closeFile();
+        throw new Error(`${path} shrank to ${position} bytes while being read (expected ${size})`);
+      }
+      position += bytesRead;
+      controller.enqueue(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
+      if (position === size) {
+        closeFile();
+        controller.close();
+      }
+    },
+    async cancel() {
+      cancelled = true;
+      await reading;
+      closeFile();
+    },
+  });
 }
 
 /** Streams bytes into a file atomically, creating parent directories. */
