@@ -36,7 +36,7 @@ async function main(): Promise<void> {
   const controlPlane = new ControlPlaneClient({ url: config.controlPlaneUrl, token: config.agentToken, log, version, directory: config.workdir });
   // Startup/shutdown/cron scripts and metadata from the template; the agent's env joins childEnvironment.
   const duties = new AgentDuties({ client: controlPlane, log, workdir: config.workdir, environment: childEnvironment });
-  const handler = withByteStreams({ pty, ssh, log }, getRequestListener(app.fetch) as never);
+  const handler = withByteStreams({ root: config.workdir, pty, ssh, log }, getRequestListener(app.fetch) as never);
   const relay = new RelayAgent({
     url: `${config.controlPlaneUrl}/api/v1/agent/relay`,
     token: config.agentToken,

@@ -22,8 +22,13 @@ export interface DaemonAppDeps {
   info: { version: string };
 }
 
-const REQUEST_ID_HEADER = "x-request-id";
+export const REQUEST_ID_HEADER = "x-request-id";
 const MAX_REQUEST_ID_LENGTH = 200;
+
+/** The id a request goes by: the caller's, if it sent a usable one, else a fresh one. */
+export function requestIdFor(given: string | undefined): string {
+  return given !== undefined && given.length <= MAX_REQUEST_ID_LENGTH ? given : randomUUID();
+}
 
 /** The daemon's HTTP API, independent of the transport that serves it. */
 export function createDaemonApp(deps: DaemonAppDeps) {
@@ -31,8 +36,7 @@ export function createDaemonApp(deps: DaemonAppDeps) {
   const app = new Hono<DaemonEnv>();
 
   app.use(async (c, next) => {
-    const given = c.req.header(REQUEST_ID_HEADER);
-    const requestId = given !== undefined && given.length <= MAX_REQUEST_ID_LENGTH ? given : randomUUID();
+    const requestId = requestIdFor(c.req.header(REQUEST_ID_HEADER));
     const requestLog = log.child({ requestId });
     c.set("requestId", requestId);
     c.set("log", requestLog);

@@ -1,19 +1,8 @@
-import { appendFile, chmod, mkdir, readdir, readFile, readlink, stat, symlink, truncate, writeFile } from "node:fs/promises";
+import { appendFile, chmod, mkdir, readdir, readFile, stat, symlink, truncate, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { describe, expect } from "vitest";
 import type { EditFilesResponse, ListFilesResponse, ReadFileResponse } from "../protocol.ts";
-import { test } from "../testing/fixture.ts";
-
-/** How many of this process's descriptors are open on `path` (Linux: /proc/self/fd). */
-async function descriptorsOpenOn(path: string): Promise<number> {
-  // The close is asynchronous; give it a moment before counting.
-  for (let attempt = 0; ; attempt += 1) {
-    const targets = await Promise.all((await readdir("/proc/self/fd")).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => "")));
-    const open = targets.filter((target) => target === path).length;
-    if (open === 0 || attempt === 20) return open;
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+import { descriptorsOpenOn, test } from "../testing/fixture.ts";
 
 const lines = (count: number, make: (index: number) => string = (index) => `line ${index}`) =>
   Array.from({ length: count }, (_, index) => make(index + 1)).join("\n");

@@ -13,15 +13,99 @@ export interface RawFile {
   body: ReadableStream<Uint8Array>;
 }
 
-/** Opens a file of any size as a byte stream; the descriptor closes when the stream ends or is cancelled. */
-export async function openRawFile(root: string, request: RawReadRequest): Promise<RawFile> {
+export interface RawFileDescriptor {
+  path: string;
+  /** Open for reading; whoever opened it closes it. */
+  fd: number;
+  /** At opening: what a raw read sends, even if the file changes meanwhile. */
+  size: number;
+}
+
+/** Opens the regular file a raw read names; a bad path, a directory or a special file fails as a DaemonError. */
+export function openRawFileDescriptor(root: string, request: RawReadRequest): RawFileDescriptor {
   const path = resolvePath(root, request.path);
   const { fd, stats } = openRegularFile(path);
-  if (stats.size === 0) {
+  return { path, fd, size: stats.size };
+}
+
+/** Opens a file of any size as a byte stream; the descriptor closes when the stream ends or is cancelled. */
+export async function openRawFile(root: string, request: RawReadRequest): Promise<RawFile> {
+  const { path, fd, size } = openRawFileDescriptor(root, request);
+  if (size === 0) {
     closeSync(fd);
     return { path, size: 0, body: new ReadableStream({ start: (controller) => controller.close() }) };
   }
-  return { path, size: stats.size, body: fileBody(path, fd, stats.size) };
+  return { path, size, body: fileBody(path, fd, size) };
+}
+
+/** Where sendRawFile writes: a node Writable's write and end (an HTTP/2 stream, say). */
+export interface ChunkSink {
+  /** `written` runs once the sink is done with `chunk`'s memory, or has failed. */
+  write(chunk: Uint8Array, written: (error?: Error | null) => void): unknown;
+  end(): unknown;
+  destroy(error?: Error): unknown;
+}
+
+/** Buffers in flight per sendRawFile: enough to keep reading while earlier chunks are written. */
+const SEND_BUFFERS = 4;
+
+/**
+ * Writes `file.size` bytes of `file` to `sink` and ends it, through a few buffers that are read
+ * into again once the sink has written them: a file of any size allocates ~1 MiB, where a fresh
+ * buffer per chunk costs the garbage collector (and CPU) per byte. Fails the sink if the file
+ * shrinks under it; stops at `size` if it grows. Closes the descriptor when done, on failure, or
+ * after `stop()` (once no read is in flight).
+ */
+export function sendRawFile(file: RawFileDescriptor, sink: ChunkSink): { stop(): void } {
+  const free = Array.from({ length: Math.min(SEND_BUFFERS, Math.ceil(file.size / STREAM_CHUNK_BYTES)) }, () => Buffer.allocUnsafeSlow(STREAM_CHUNK_BYTES));
+  let position = 0;
+  let reading = false;
+  let stopped = false;
+  let closed = false;
+  const closeFile = () => {
+    if (closed) return;
+    closed = true;
+    close(file.fd, () => {});
+  };
+  const stop = () => {
+    stopped = true;
+    if (!reading) closeFile();
+  };
+  const fail = (error: Error) => {
+    stop();
+    sink.destroy(error);
+  };
+  const pump = () => {
+    if (reading || stopped || position === file.size) return;
+    const buffer = free.pop();
+    if (buffer === undefined) return;
+    reading = true;
+    read(file.fd, buffer, 0, Math.min(buffer.length, file.size - position), position, (error, bytesRead) => {
+      reading = false;
+      if (stopped) return closeFile();
+      if (error) return fail(error);
+      if (bytesRead === 0) return fail(new Error(`${file.path} shrank to ${position} bytes while being read (expected ${file.size})`));
+      position += bytesRead;
+      sink.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead), (writeError) => {
+        if (writeError) return stop();
+        free.push(buffer);
+        pump();
+      });
+      if (position === file.size) {
+        closeFile();
+        sink.end();
+      } else {
+        pump();
+      }
+    });
+  };
+  if (file.size === 0) {
+    closeFile();
+    sink.end();
+  } else {
+    pump();
+  }
+  return { stop };
 }
 
 const readInto = promisify(read);

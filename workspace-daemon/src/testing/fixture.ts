@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, readlink, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pino } from "pino";
@@ -21,6 +21,16 @@ export interface Daemon {
 }
 
 export const silentLog = pino({ level: "silent" });
+
+/** How many of this process's descriptors are open on `path` (Linux: /proc/self/fd), once closes in flight have had ~200 ms. */
+export async function descriptorsOpenOn(path: string): Promise<number> {
+  for (let attempt = 0; ; attempt += 1) {
+    const targets = await Promise.all((await readdir("/proc/self/fd")).map((fd) => readlink(`/proc/self/fd/${fd}`).catch(() => "")));
+    const open = targets.filter((target) => target === path).length;
+    if (open === 0 || attempt === 20) return open;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
 
 export async function makeTempDir(): Promise<string> {
   return mkdtemp(join(tmpdir(), "kiln-daemon-test-"));

@@ -26,7 +26,7 @@ export async function startInteractiveDaemon(root: string, stateDir: string, pty
   const pty = new PtyManager({ root, log: silentLog, env, ...ptyOptions });
   const ssh = new SshServer({ hostKey: await loadOrCreateHostKey(stateDir), root, env, log: silentLog });
   const app = createDaemonApp({ root, processes, pty, log: silentLog, info: { version: "0.0.0-test" } });
-  const server: Http2Server = createServer(withByteStreams({ pty, ssh, log: silentLog }, getRequestListener(app.fetch) as never));
+  const server: Http2Server = createServer(withByteStreams({ root, pty, ssh, log: silentLog }, getRequestListener(app.fetch) as never));
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const client = connect(`http://127.0.0.1:${(server.address() as AddressInfo).port}`);
 
