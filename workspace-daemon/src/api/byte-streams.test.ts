@@ -56,7 +56,18 @@ describe("GET /v1/files/raw behind node:http2", () => {
     const path = join(root, "blob.bin");
     await writeFile(path, bytes);
 
-    const { headers, body, error } = await download(request(daemon, "/v1/files/raw?path=blob.bin", { "x-request-id": "req-42" }));
+    // The reader pauses now and then, so the daemon's writes queue behind flow control: a buffer
+    // read into again before node had sent it would show in the hash.
+    const stream = request(daemon, "/v1/files/raw?path=blob.bin", { "x-request-id": "req-42" });
+    let sincePause = 0;
+    stream.on("data", (chunk: Buffer) => {
+      sincePause += chunk.length;
+      if (sincePause < MiB) return;
+      sincePause = 0;
+      stream.pause();
+      setTimeout(() => stream.resume(), 5);
+    });
+    const { headers, body, error } = await download(stream);
 
     expect(error).toBeUndefined();
     expect(headers).toMatchObject({ ":status": 200, "content-type": "application/octet-stream", "content-length": String(bytes.length), "x-request-id": "req-42" });

@@ -197,6 +197,15 @@ describe("/v1/files/raw", () => {
     expect(await descriptorsOpenOn(path)).toBe(0);
   });
 
+  test("HEAD answers the length and leaves no file open", async ({ daemon, root }) => {
+    const path = join(root, "head.bin");
+    await writeFile(path, Buffer.alloc(300 * 1024, 3));
+    const response = await daemon.app.request("/v1/files/raw?path=head.bin", { method: "HEAD" });
+    expect([response.status, response.headers.get("content-length"), response.body]).toEqual([200, String(300 * 1024), null]);
+    expect(await descriptorsOpenOn(path)).toBe(0);
+    expect((await daemon.app.request("/v1/files/raw?path=gone.bin", { method: "HEAD" })).status).toBe(404);
+  });
+
   test("closes the file when the reader cancels mid-stream", async ({ daemon, root }) => {
     const path = join(root, "big.bin");
     await writeFile(path, Buffer.alloc(4 * 1024 * 1024, 2));

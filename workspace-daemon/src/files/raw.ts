@@ -28,6 +28,13 @@ export function openRawFileDescriptor(root: string, request: RawReadRequest): Ra
   return { path, fd, size: stats.size };
 }
 
+/** What a raw read of the file would send, without reading it (for HEAD). */
+export function rawFileSize(root: string, request: RawReadRequest): { path: string; size: number } {
+  const { path, fd, size } = openRawFileDescriptor(root, request);
+  closeSync(fd);
+  return { path, size };
+}
+
 /** Opens a file of any size as a byte stream; the descriptor closes when the stream ends or is cancelled. */
 export async function openRawFile(root: string, request: RawReadRequest): Promise<RawFile> {
   const { path, fd, size } = openRawFileDescriptor(root, request);
