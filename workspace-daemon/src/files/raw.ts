@@ -37,12 +37,12 @@ export function rawFileSize(root: string, request: RawReadRequest): { path: stri
 
 /** Opens a file of any size as a byte stream; the descriptor closes when the stream ends or is cancelled. */
 export async function openRawFile(root: string, request: RawReadRequest): Promise<RawFile> {
-  const { path, fd, size } = openRawFileDescriptor(root, request);
-  if (size === 0) {
-    closeSync(fd);
-    return { path, size: 0, body: new ReadableStream({ start: (controller) => controller.close() }) };
+  const file = openRawFileDescriptor(root, request);
+  if (file.size === 0) {
+    closeSync(file.fd);
+    return { path: file.path, size: 0, body: new ReadableStream({ start: (controller) => controller.close() }) };
   }
-  return { path, size, body: fileBody(path, fd, size) };
+  return { path: file.path, size: file.size, body: fileBody(file) };
 }
 
 /** Where sendRawFile writes: a node Writable's write and end (an HTTP/2 stream, say). */
@@ -91,7 +91,7 @@ export function sendRawFile(file: RawFileDescriptor, sink: ChunkSink): { stop():
       reading = false;
       if (stopped) return closeFile();
       if (error) return fail(error);
-      if (bytesRead === 0) return fail(new Error(`${file.path} shrank to ${position} bytes while being read (expected ${file.size})`));
+      if (bytesRead === 0) return fail(shrank(file, position));
       position += bytesRead;
       sink.write(bytesRead === buffer.length ? buffer : buffer.subarray(0, bytesRead), (writeError) => {
         if (writeError) return stop();
@@ -117,13 +117,19 @@ export function sendRawFile(file: RawFileDescriptor, sink: ChunkSink): { stop():
 
 const readInto = promisify(read);
 
+/** A raw read that found the file shorter than the length it announced. */
+function shrank(file: RawFileDescriptor, position: number): Error {
+  return new Error(`${file.path} shrank to ${position} bytes while being read (expected ${file.size})`);
+}
+
 /**
- * Exactly `size` bytes of the open file `fd` as a web stream, each chunk read into a buffer of its
+ * Exactly `file.size` bytes of `file` as a web stream, each chunk read into a buffer of its
  * own and handed on as it is (`Readable.toWeb` over a file stream copies every chunk once more).
  * Stops at `size`, the content-length already sent, even if the file grows meanwhile, and fails
  * if it shrinks. The descriptor closes at the end, on an error, or on cancel (once no read is in flight).
  */
-function fileBody(path: string, fd: number, size: number): ReadableStream<Uint8Array> {
+function fileBody(file: RawFileDescriptor): ReadableStream<Uint8Array> {
+  const { fd, size } = file;
   let position = 0;
   let reading: Promise<unknown> = Promise.resolve();
   let closed = false;
@@ -148,7 +154,7 @@ function fileBody(path: string, fd: number, size: number): ReadableStream<Uint8A
       if (cancelled) return;
       if (bytesRead === 0) {
         closeFile();
-        throw new Error(`${path} shrank to ${position} bytes while being read (expected ${size})`);
+        throw shrank(file, position);
       }
       position += bytesRead;
       controller.enqueue(bytesRead === chunk.length ? chunk : chunk.subarray(0, bytesRead));
